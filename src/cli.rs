@@ -1,0 +1,286 @@
+//! The `datagen` command line: argument parsing, logging set-up and the
+//! human-facing output of each command. The work itself is the library's.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{CliOverrides, Config, ConfigSources};
+use crate::error::Error;
+use crate::model::{BatchDate, Mode};
+use crate::pipeline::{Engine, Outcome, Overrides};
+use crate::validate::validate_batch;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "datagen",
+    version,
+    about = "Synthetic clinical data generator: reproducible daily batches for ETL pipelines"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file layered over the embedded defaults [default: config/default.yaml if present]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Where batches are written [default: from config, `data`]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Where persistent state lives [default: from config, `state`]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Global seed [default: from config]
+    #[arg(long, global = true)]
+    pub seed: Option<u64>,
+    /// Seconds to wait for another process holding the mode's state lock [default: from config]
+    #[arg(long, global = true, value_name = "SECS")]
+    pub lock_timeout: Option<u64>,
+    /// Log format on stderr (filter with RUST_LOG, default info)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate and commit the batch of one date, or of a date range in order
+    Generate(GenerateArgs),
+    /// Check a batch directory against the schemas, its manifest and itself
+    Validate {
+        /// A batch directory, e.g. data/sample/2026-02-08
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("dates").required(true).args(["date", "from"])))]
+pub struct GenerateArgs {
+    /// The run date, YYYY-MM-DD
+    #[arg(long, value_parser = parse_date, conflicts_with_all = ["from", "to"])]
+    pub date: Option<BatchDate>,
+    /// First date of a backfill range (inclusive), YYYY-MM-DD
+    #[arg(long, value_parser = parse_date, requires = "to")]
+    pub from: Option<BatchDate>,
+    /// Last date of a backfill range (inclusive), YYYY-MM-DD
+    #[arg(long, value_parser = parse_date, requires = "from")]
+    pub to: Option<BatchDate>,
+    /// Volume mode: raw (full volume) or sample (small)
+    #[arg(long, value_enum, default_value_t = ModeArg::Raw)]
+    pub mode: ModeArg,
+    /// New patients registered per date, exactly (overrides the configured volume)
+    #[arg(long, value_name = "N")]
+    pub new_patients: Option<u32>,
+    /// Encounters admitted per date, exactly (overrides the configured volume)
+    #[arg(long, value_name = "N")]
+    pub encounters: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    Raw,
+    Sample,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Raw => Mode::Raw,
+            ModeArg::Sample => Mode::Sample,
+        }
+    }
+}
+
+fn parse_date(s: &str) -> Result<BatchDate, String> {
+    s.parse::<BatchDate>().map_err(|e| match e {
+        Error::InvalidDate { reason, .. } => reason,
+        other => other.to_string(),
+    })
+}
+
+/// Runs the parsed command line; the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(cli.global.log_format);
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("datagen: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        LogFormat::Text => builder.compact().try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Loads the layered config with the command line as the last layer.
+pub fn load_config(global: &GlobalArgs) -> Result<Config, Error> {
+    let mut config = Config::load(&ConfigSources {
+        file: global.config.clone(),
+        env: None,
+    })?;
+    config.apply(&CliOverrides {
+        data_dir: global.data_dir.clone(),
+        state_dir: global.state_dir.clone(),
+        seed: global.seed,
+        lock_timeout_secs: global.lock_timeout,
+    });
+    Ok(config)
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Generate(args) => {
+            let engine = Engine::new(load_config(&cli.global)?);
+            generate(&engine, &args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { dir } => Ok(validate(&dir)),
+    }
+}
+
+fn generate(engine: &Engine, args: &GenerateArgs) -> Result<(), Error> {
+    let mode = Mode::from(args.mode);
+    let overrides = Overrides {
+        new_patients: args.new_patients,
+        encounters: args.encounters,
+    };
+    let dates = match (args.date, args.from, args.to) {
+        (Some(date), _, _) => vec![date],
+        (None, Some(from), Some(to)) => date_range(from, to)?,
+        _ => {
+            return Err(Error::InvalidInput(
+                "give --date, or --from and --to".into(),
+            ));
+        }
+    };
+
+    let progress = (dates.len() > 1 && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(dates.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    for (i, date) in dates.iter().enumerate() {
+        if let Some(bar) = &progress {
+            bar.set_message(date.to_string());
+        }
+        let outcome = engine.generate(mode, *date, &overrides)?;
+        let line = describe(&outcome);
+        match &progress {
+            Some(bar) => {
+                bar.suspend(|| println!("{line}"));
+                bar.inc(1);
+            }
+            None => {
+                if dates.len() > 1 {
+                    tracing::info!(%mode, %date, done = i + 1, of = dates.len(), "backfill progress");
+                }
+                println!("{line}");
+            }
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    Ok(())
+}
+
+fn date_range(from: BatchDate, to: BatchDate) -> Result<Vec<BatchDate>, Error> {
+    if from > to {
+        return Err(Error::InvalidInput(format!(
+            "--from {from} is after --to {to}"
+        )));
+    }
+    let mut dates = vec![from];
+    while let Some(last) = dates.last().copied()
+        && last < to
+    {
+        match last.succ() {
+            Some(next) => dates.push(next),
+            None => break,
+        }
+    }
+    Ok(dates)
+}
+
+fn describe(outcome: &Outcome) -> String {
+    let rows: Vec<String> = outcome
+        .manifest
+        .files
+        .iter()
+        .map(|f| format!("{} {}", f.rows, f.name.trim_end_matches(".csv")))
+        .collect();
+    if outcome.created {
+        format!(
+            "created {}: {} ({:.2}s)",
+            outcome.dir.display(),
+            rows.join(", "),
+            outcome.elapsed.as_secs_f64()
+        )
+    } else {
+        format!(
+            "exists {}: already committed, nothing changed ({})",
+            outcome.dir.display(),
+            rows.join(", ")
+        )
+    }
+}
+
+fn validate(dir: &std::path::Path) -> ExitCode {
+    match validate_batch(dir) {
+        Ok(summary) => {
+            let files: Vec<String> = summary
+                .manifest
+                .files
+                .iter()
+                .map(|f| format!("{} {} rows", f.name, f.rows))
+                .collect();
+            println!("valid {}: {}", dir.display(), files.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("datagen: invalid: {}: {p}", dir.display());
+            }
+            eprintln!(
+                "datagen: error: batch {} failed validation ({} problem{}{})",
+                dir.display(),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
+                if problems.len() >= 20 {
+                    ", stopped at 20"
+                } else {
+                    ""
+                }
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! The typed configuration: what it holds, how its layers are merged, and the
+//! checks that make a loaded config safe to generate from.
+//!
+//! Layers, later ones winning: the embedded `config/default.yaml`, an optional
+//! file (`config/default.yaml` in the working directory, or `--config PATH`),
+//! `DATAGEN__*` environment variables, then command-line flags (applied by the
+//! caller through [`Config::apply`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::model::{Disposition, EncounterType, Sex};
+
+/// The defaults compiled into the binary, so it runs with no files around it.
+pub const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.yaml");
+
+/// The file looked for in the working directory when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "config/default.yaml";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub seed: u64,
+    pub paths: PathsConfig,
+    pub state: StateConfig,
+    pub volumes: Volumes,
+    pub population: Population,
+    pub missing: MissingRates,
+    pub scenarios: Vec<Scenario>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsConfig {
+    pub data_dir: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    pub lock_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volumes {
+    pub raw: Volume,
+    pub sample: Volume,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    pub new_patients: u32,
+    pub encounters: u32,
+    pub weekend_factor: f64,
+    pub jitter: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Population {
+    pub age_brackets: Vec<AgeBracket>,
+    pub sex_weights: BTreeMap<Sex, f64>,
+    pub returning_share: f64,
+    pub postal_code_change_rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeBracket {
+    pub min: u32,
+    pub max: u32,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissingRates {
+    pub heart_rate: f64,
+    pub blood_pressure: f64,
+    pub respiratory_rate: f64,
+    pub temperature_c: f64,
+    pub spo2: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub weight: f64,
+    #[serde(default = "one")]
+    pub weekend_factor: f64,
+    #[serde(default = "one")]
+    pub returning_affinity: f64,
+    pub encounter_type: EncounterType,
+    pub department: String,
+    pub chief_complaints: Vec<String>,
+    pub eligible: Eligibility,
+    pub duration: DurationModel,
+    pub dispositions: BTreeMap<Disposition, f64>,
+    pub vitals: VitalsProfile,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Eligibility {
+    pub min_age: u32,
+    pub max_age: u32,
+    /// Empty means every sex.
+    #[serde(default)]
+    pub sexes: Vec<Sex>,
+}
+
+impl Eligibility {
+    pub fn admits(&self, age: u32, sex: Sex) -> bool {
+        (self.min_age..=self.max_age).contains(&age)
+            && (self.sexes.is_empty() || self.sexes.contains(&sex))
+    }
+}
+
+/// Length of stay: lognormal around `median_minutes` with log-sd `sigma`,
+/// clamped to `[min_minutes, max_minutes]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DurationModel {
+    pub median_minutes: f64,
+    pub sigma: f64,
+    pub min_minutes: u32,
+    pub max_minutes: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VitalsProfile {
+    /// Minutes between charted sets; 0 means one set per encounter.
+    pub interval_minutes: u32,
+    #[serde(default)]
+    pub stable_interval_minutes: Option<u32>,
+    #[serde(default)]
+    pub urgent_interval_minutes: Option<u32>,
+    #[serde(default)]
+    pub jitter_minutes: u32,
+    #[serde(default = "one")]
+    pub missing_scale: f64,
+    #[serde(default = "default_half_life")]
+    pub trend_half_life_hours: f64,
+    pub heart_rate: Signal,
+    pub systolic_bp: Signal,
+    pub diastolic_bp: Signal,
+    pub respiratory_rate: Signal,
+    pub temperature_c: Signal,
+    pub spo2: Signal,
+}
+
+impl VitalsProfile {
+    fn signals(&self) -> [(&'static str, &Signal); 6] {
+        [
+            ("heart_rate", &self.heart_rate),
+            ("systolic_bp", &self.systolic_bp),
+            ("diastolic_bp", &self.diastolic_bp),
+            ("respiratory_rate", &self.respiratory_rate),
+            ("temperature_c", &self.temperature_c),
+            ("spo2", &self.spo2),
+        ]
+    }
+}
+
+/// One vital sign's model for a scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signal {
+    pub baseline: f64,
+    pub spread: f64,
+    pub noise: f64,
+    #[serde(default)]
+    pub deviation: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn default_half_life() -> f64 {
+    24.0
+}
+
+/// Command-line values that override the loaded config.
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    pub data_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub seed: Option<u64>,
+    pub lock_timeout_secs: Option<u64>,
+}
+
+/// Where the config comes from besides the embedded defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    /// An explicit file (`--config`): it must exist.
+    pub file: Option<PathBuf>,
+    /// Environment variables to read `DATAGEN__*` keys from; `None` reads the
+    /// process environment. Tests inject a map here instead of mutating it.
+    pub env: Option<HashMap<String, String>>,
+}
+
+impl Config {
+    /// Builds the effective config from its layers and checks it.
+    pub fn load(sources: &ConfigSources) -> Result<Config, Error> {
+        use config::{Environment, File, FileFormat};
+
+        let mut builder = config::Config::builder()
+            .add_source(File::from_str(EMBEDDED_DEFAULTS, FileFormat::Yaml));
+        match &sources.file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigFile {
+                    path: path.clone(),
+                    reason: source.to_string(),
+                })?;
+                builder = builder.add_source(File::from_str(&text, FileFormat::Yaml));
+            }
+            None => {
+                if Path::new(DEFAULT_CONFIG_FILE).is_file() {
+                    builder = builder
+                        .add_source(File::with_name(DEFAULT_CONFIG_FILE).format(FileFormat::Yaml));
+                }
+            }
+        }
+        let env = Environment::with_prefix("DATAGEN")
+            .separator("__")
+            .try_parsing(true)
+            .source(sources.env.clone());
+        builder = builder.add_source(env);
+
+        let origin = sources
+            .file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the embedded defaults, config/default.yaml or DATAGEN__*".into());
+        let merged = builder.build().map_err(|e| Error::Config {
+            origin: origin.clone(),
+            reason: e.to_string(),
+        })?;
+        let config: Config = merged.try_deserialize().map_err(|e| Error::Config {
+            origin: origin.clone(),
+            reason: e.to_string(),
+        })?;
+        config
+            .validate()
+            .map_err(|reason| Error::Config { origin, reason })?;
+        Ok(config)
+    }
+
+    /// Applies command-line overrides (the last layer).
+    pub fn apply(&mut self, cli: &CliOverrides) {
+        if let Some(dir) = &cli.data_dir {
+            self.paths.data_dir = dir.clone();
+        }
+        if let Some(dir) = &cli.state_dir {
+            self.paths.state_dir = dir.clone();
+        }
+        if let Some(seed) = cli.seed {
+            self.seed = seed;
+        }
+        if let Some(secs) = cli.lock_timeout_secs {
+            self.state.lock_timeout_secs = secs;
+        }
+    }
+
+    pub fn volume(&self, mode: crate::model::Mode) -> &Volume {
+        match mode {
+            crate::model::Mode::Raw => &self.volumes.raw,
+            crate::model::Mode::Sample => &self.volumes.sample,
+        }
+    }
+
+    /// sha256 of everything that shapes the generated data (not where it is
+    /// written), recorded in each manifest so a batch can be traced to its config.
+    pub fn fingerprint(&self) -> String {
+        #[derive(Serialize)]
+        struct Shaping<'a> {
+            seed: u64,
+            volumes: &'a Volumes,
+            population: &'a Population,
+            missing: &'a MissingRates,
+            scenarios: &'a [Scenario],
+        }
+        let shaping = Shaping {
+            seed: self.seed,
+            volumes: &self.volumes,
+            population: &self.population,
+            missing: &self.missing,
+            scenarios: &self.scenarios,
+        };
+        // Serializing plain structs, Vecs and BTreeMaps cannot fail and is
+        // ordered, so the digest is stable.
+        let bytes = serde_json::to_vec(&shaping).unwrap_or_default();
+        hex::encode(Sha256::digest(&bytes))
+    }
+
+    /// Semantic checks serde cannot express. The error names the key and why.
+    fn validate(&self) -> Result<(), String> {
+        fn share(key: &str, v: f64) -> Result<(), String> {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{key}: must be between 0 and 1, got {v}"))
+            }
+        }
+        fn positive(key: &str, v: f64) -> Result<(), String> {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{key}: must be a positive number, got {v}"))
+            }
+        }
+        fn non_negative(key: &str, v: f64) -> Result<(), String> {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{key}: must be zero or more, got {v}"))
+            }
+        }
+
+        for (name, v) in [("raw", &self.volumes.raw), ("sample", &self.volumes.sample)] {
+            non_negative(&format!("volumes.{name}.weekend_factor"), v.weekend_factor)?;
+            share(&format!("volumes.{name}.jitter"), v.jitter)?;
+        }
+        let p = &self.population;
+        if p.age_brackets.is_empty() {
+            return Err("population.age_brackets: must list at least one bracket".into());
+        }
+        for (i, b) in p.age_brackets.iter().enumerate() {
+            if b.min < 18 || b.min > b.max || b.max > 110 {
+                return Err(format!(
+                    "population.age_brackets[{i}]: ages must satisfy 18 <= min <= max <= 110, got {}..{}",
+                    b.min, b.max
+                ));
+            }
+            positive(&format!("population.age_brackets[{i}].weight"), b.weight)?;
+        }
+        if p.sex_weights.values().any(|w| !w.is_finite() || *w < 0.0)
+            || p.sex_weights.values().sum::<f64>() <= 0.0
+        {
+            return Err("population.sex_weights: weights must be >= 0 with a positive sum".into());
+        }
+        share("population.returning_share", p.returning_share)?;
+        share(
+            "population.postal_code_change_rate",
+            p.postal_code_change_rate,
+        )?;
+        let m = &self.missing;
+        for (key, v) in [
+            ("heart_rate", m.heart_rate),
+            ("blood_pressure", m.blood_pressure),
+            ("respiratory_rate", m.respiratory_rate),
+            ("temperature_c", m.temperature_c),
+            ("spo2", m.spo2),
+        ] {
+            share(&format!("missing.{key}"), v)?;
+        }
+
+        if self.scenarios.is_empty() {
+            return Err("scenarios: must list at least one scenario".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, s) in self.scenarios.iter().enumerate() {
+            let key = format!("scenarios[{i}]");
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(format!(
+                    "{key}.name: must be snake_case ([a-z0-9_]+), got {:?}",
+                    s.name
+                ));
+            }
+            if !names.insert(s.name.as_str()) {
+                return Err(format!("{key}.name: duplicate scenario name {:?}", s.name));
+            }
+            positive(&format!("{key}.weight"), s.weight)?;
+            non_negative(&format!("{key}.weekend_factor"), s.weekend_factor)?;
+            positive(&format!("{key}.returning_affinity"), s.returning_affinity)?;
+            if s.department.trim().is_empty() {
+                return Err(format!("{key}.department: must not be empty"));
+            }
+            if s.chief_complaints.is_empty()
+                || s.chief_complaints.iter().any(|c| c.trim().is_empty())
+            {
+                return Err(format!(
+                    "{key}.chief_complaints: must list at least one non-empty complaint"
+                ));
+            }
+            if s.eligible.min_age > s.eligible.max_age {
+                return Err(format!("{key}.eligible: min_age must not exceed max_age"));
+            }
+            let d = &s.duration;
+            positive(&format!("{key}.duration.median_minutes"), d.median_minutes)?;
+            non_negative(&format!("{key}.duration.sigma"), d.sigma)?;
+            if d.min_minutes == 0 || d.min_minutes > d.max_minutes {
+                return Err(format!(
+                    "{key}.duration: need 0 < min_minutes <= max_minutes, got {}..{}",
+                    d.min_minutes, d.max_minutes
+                ));
+            }
+            if d.max_minutes > 90 * 24 * 60 {
+                return Err(format!(
+                    "{key}.duration.max_minutes: at most 90 days (129600)"
+                ));
+            }
+            if s.dispositions.is_empty()
+                || s.dispositions.values().any(|w| !w.is_finite() || *w < 0.0)
+                || s.dispositions.values().sum::<f64>() <= 0.0
+            {
+                return Err(format!(
+                    "{key}.dispositions: weights must be >= 0 with a positive sum"
+                ));
+            }
+            let v = &s.vitals;
+            let shortest = [
+                Some(v.interval_minutes),
+                v.stable_interval_minutes,
+                v.urgent_interval_minutes,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(0);
+            if v.interval_minutes > 0 && shortest < 15 {
+                return Err(format!(
+                    "{key}.vitals: charting intervals must be at least 15 minutes"
+                ));
+            }
+            if v.jitter_minutes >= shortest.max(1) && v.interval_minutes > 0 {
+                return Err(format!(
+                    "{key}.vitals.jitter_minutes: must be less than the shortest interval ({shortest})"
+                ));
+            }
+            non_negative(&format!("{key}.vitals.missing_scale"), v.missing_scale)?;
+            positive(
+                &format!("{key}.vitals.trend_half_life_hours"),
+                v.trend_half_life_hours,
+            )?;
+            for (signal, sig) in v.signals() {
+                for (field, x) in [("baseline", sig.baseline), ("deviation", sig.deviation)] {
+                    if !x.is_finite() {
+                        return Err(format!("{key}.vitals.{signal}.{field}: must be a number"));
+                    }
+                }
+                non_negative(&format!("{key}.vitals.{signal}.spread"), sig.spread)?;
+                non_negative(&format!("{key}.vitals.{signal}.noise"), sig.noise)?;
+            }
+        }
+
+        // Every patient the population can produce must fit some scenario, or
+        // encounter planning would have nothing to choose from.
+        let min_age = p.age_brackets.iter().map(|b| b.min).min().unwrap_or(18);
+        let max_age = p.age_brackets.iter().map(|b| b.max).max().unwrap_or(100);
+        for sex in Sex::ALL {
+            for age in min_age..=max_age + 1 {
+                if !self.scenarios.iter().any(|s| s.eligible.admits(age, sex)) {
+                    return Err(format!(
+                        "scenarios: no scenario is eligible for a {age}-year-old {} patient",
+                        sex.as_str()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

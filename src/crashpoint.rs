@@ -1,0 +1,26 @@
+//! Named points in a batch run where the crash-recovery tests stop the
+//! process. With `DATAGEN_CRASHPOINT=<name>` set, reaching that point prints
+//! `datagen: crashpoint <name>` to stderr and sleeps until the process is
+//! killed (the tests send SIGKILL). Unset, a check is one cached lookup.
+//!
+//! Points, in run order: `vitals` (vitals.csv half written), `staged`,
+//! `journaled` (new state in `.txn/`), `committed` (COMMIT marker written),
+//! `published` (batch renamed into place, state not yet), `applied`.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+pub const ENV: &str = "DATAGEN_CRASHPOINT";
+
+pub fn reached(name: &str) {
+    static TARGET: OnceLock<Option<String>> = OnceLock::new();
+    let target = TARGET.get_or_init(|| std::env::var(ENV).ok());
+    if target.as_deref() == Some(name) {
+        let mut err = std::io::stderr();
+        let _ = writeln!(err, "datagen: crashpoint {name}");
+        let _ = err.flush();
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}

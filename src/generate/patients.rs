@@ -1,0 +1,140 @@
+//! Patients: registering the day's new patients and moving some returning ones
+//! (a new postal code, for downstream slowly-changing-dimension handling).
+
+use chrono::{Datelike, Days, NaiveDate};
+use rand::seq::IndexedRandom;
+use rand::{Rng, RngExt};
+
+use super::names;
+use crate::config::Population;
+use crate::model::{self, BatchDate, Sex};
+
+/// One row of the patient master, and of a day's snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Patient {
+    /// The number behind `patient_id` (`P` + 8 digits).
+    pub number: u64,
+    pub mrn: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub sex: Sex,
+    pub birth_date: NaiveDate,
+    pub postal_code: String,
+    pub registered_date: NaiveDate,
+}
+
+impl Patient {
+    pub fn id(&self) -> String {
+        model::patient_id(self.number)
+    }
+
+    /// Completed years of age on `date`.
+    pub fn age_on(&self, date: NaiveDate) -> u32 {
+        date.years_since(self.birth_date).unwrap_or(0)
+    }
+}
+
+/// Registers `count` new patients on `date`, numbered from `first_number`.
+pub fn register<R: Rng + ?Sized>(
+    rng: &mut R,
+    population: &Population,
+    date: BatchDate,
+    first_number: u64,
+    count: u32,
+) -> Vec<Patient> {
+    let sexes: Vec<(Sex, f64)> = population
+        .sex_weights
+        .iter()
+        .map(|(s, w)| (*s, *w))
+        .collect();
+    (0..u64::from(count))
+        .map(|i| {
+            let number = first_number + i;
+            let sex = super::pick_weighted(rng, sexes.iter().map(|(_, w)| *w))
+                .map_or(Sex::Unknown, |k| sexes[k].0);
+            let bracket =
+                super::pick_weighted(rng, population.age_brackets.iter().map(|b| b.weight))
+                    .map_or(&population.age_brackets[0], |k| &population.age_brackets[k]);
+            let age = rng.random_range(bracket.min..=bracket.max);
+            let birth_date = birth_date_for_age(rng, date.date(), age);
+            let first_pool = match sex {
+                Sex::Female => names::FEMALE_FIRST,
+                Sex::Male => names::MALE_FIRST,
+                Sex::Other | Sex::Unknown => names::NEUTRAL_FIRST,
+            };
+            Patient {
+                number,
+                mrn: model::mrn(number),
+                first_name: pick(rng, first_pool).to_string(),
+                last_name: pick(rng, names::LAST).to_string(),
+                sex,
+                birth_date,
+                postal_code: postal_code(rng),
+                registered_date: date.date(),
+            }
+        })
+        .collect()
+}
+
+/// A birth date that makes the patient exactly `age` on `on`.
+fn birth_date_for_age<R: Rng + ?Sized>(rng: &mut R, on: NaiveDate, age: u32) -> NaiveDate {
+    let anniversary = on
+        .with_year(on.year() - age as i32)
+        // 29 February in a year that has none.
+        .or_else(|| NaiveDate::from_ymd_opt(on.year() - age as i32, 2, 28))
+        .unwrap_or(on);
+    // Anywhere in the year before the most recent birthday, keeping the age.
+    let back = rng.random_range(0..365u64);
+    anniversary
+        .checked_sub_days(Days::new(back))
+        .unwrap_or(anniversary)
+}
+
+fn pick<'a, R: Rng + ?Sized>(rng: &mut R, pool: &'a [&'a str]) -> &'a str {
+    pool.choose(rng).copied().unwrap_or("Unknown")
+}
+
+pub fn postal_code<R: Rng + ?Sized>(rng: &mut R) -> String {
+    let prefix = pick(rng, names::ZIP_PREFIXES);
+    format!("{prefix}{:02}", rng.random_range(0..100u32))
+}
+
+/// A different postal code from `current`, for a patient who moved.
+pub fn moved_postal_code<R: Rng + ?Sized>(rng: &mut R, current: &str) -> String {
+    loop {
+        let code = postal_code(rng);
+        if code != current {
+            return code;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ConfigSources};
+    use crate::generate::{DaySeed, Stream};
+    use crate::model::Mode;
+
+    #[test]
+    fn registered_patients_are_adults_with_consistent_attributes() {
+        let config = Config::load(&ConfigSources {
+            env: Some(Default::default()),
+            ..Default::default()
+        })
+        .unwrap();
+        let date: BatchDate = "2026-02-08".parse().unwrap();
+        let mut rng = DaySeed::new(1, Mode::Raw, date).rng(Stream::NewPatients);
+        let patients = register(&mut rng, &config.population, date, 100, 2_000);
+        assert_eq!(patients.len(), 2_000);
+        assert_eq!(patients[0].number, 100);
+        for p in &patients {
+            let age = p.age_on(date.date());
+            assert!((18..=100).contains(&age), "age {age}");
+            assert_eq!(p.postal_code.len(), 5);
+            assert_eq!(p.registered_date, date.date());
+        }
+        let female = patients.iter().filter(|p| p.sex == Sex::Female).count();
+        assert!((900..1_100).contains(&female), "{female} female of 2000");
+    }
+}

@@ -1,0 +1,277 @@
+//! Vitals: one autocorrelated time series per encounter, charted inside the
+//! encounter's admit..discharge window.
+//!
+//! Each signal is the patient's own baseline, plus the scenario's admission
+//! deviation scaled by severity and fading with the trend half-life (or
+//! growing when the patient dies), plus AR(1) noise. Heart rate also follows
+//! fever. Values are clamped to the plausible clinical range, diastolic stays
+//! below systolic with a realistic pulse pressure, and the charting interval
+//! follows the NEWS2 score where the scenario says so.
+
+use chrono::NaiveDateTime;
+use rand::RngExt;
+use rand::rngs::ChaCha8Rng;
+
+use super::encounters::Encounter;
+use super::normal;
+use crate::config::{MissingRates, Scenario, Signal};
+use crate::model::Disposition;
+
+/// One charted set. `None` is a measurement not taken.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VitalSet {
+    /// 1-based position within the encounter (`-V001`).
+    pub seq: u32,
+    /// Seconds since the Unix epoch, UTC.
+    pub measured_at: i64,
+    pub heart_rate: Option<u16>,
+    pub systolic_bp: Option<u16>,
+    pub diastolic_bp: Option<u16>,
+    pub respiratory_rate: Option<u16>,
+    /// Tenths of a degree Celsius (372 = 37.2).
+    pub temperature_dc: Option<u16>,
+    pub spo2: Option<u16>,
+}
+
+/// Plausible clinical ranges (reference: plausible abnormal range). Values
+/// are clamped here, well inside the schemas' never-outside bounds.
+pub mod bounds {
+    pub const HEART_RATE: (f64, f64) = (35.0, 180.0);
+    pub const SYSTOLIC: (f64, f64) = (60.0, 220.0);
+    pub const DIASTOLIC: (f64, f64) = (30.0, 130.0);
+    pub const RESPIRATORY_RATE: (f64, f64) = (6.0, 40.0);
+    pub const TEMPERATURE: (f64, f64) = (34.0, 41.0);
+    pub const SPO2: (f64, f64) = (75.0, 100.0);
+    /// Systolic minus diastolic.
+    pub const PULSE_PRESSURE: (f64, f64) = (20.0, 90.0);
+}
+
+/// Heart-rate rise per degree Celsius of fever above 37.0.
+const FEVER_HR_PER_DEGREE: f64 = 9.0;
+/// Noise correlation time: readings an hour apart stay close, a day apart not.
+const NOISE_MEMORY_HOURS: f64 = 3.0;
+
+const HR: usize = 0;
+const SBP: usize = 1;
+const DBP: usize = 2;
+const RR: usize = 3;
+const TEMP: usize = 4;
+const SPO2: usize = 5;
+
+/// The vital-sign sets of one encounter, generated lazily so a writer can
+/// stream them.
+pub struct Series<'a> {
+    rng: ChaCha8Rng,
+    scenario: &'a Scenario,
+    missing: [f64; 5],
+    baseline: [f64; 6],
+    deviation: [f64; 6],
+    noise: [f64; 6],
+    ar: [f64; 6],
+    worsening: bool,
+    admit: i64,
+    discharge: i64,
+    next_at: Option<i64>,
+    last_at: i64,
+    seq: u32,
+}
+
+impl<'a> Series<'a> {
+    /// `rng` must be the encounter's own stream.
+    pub fn new(
+        mut rng: ChaCha8Rng,
+        scenario: &'a Scenario,
+        missing: &MissingRates,
+        encounter: &Encounter,
+    ) -> Series<'a> {
+        let p = &scenario.vitals;
+        let signals: [&Signal; 6] = [
+            &p.heart_rate,
+            &p.systolic_bp,
+            &p.diastolic_bp,
+            &p.respiratory_rate,
+            &p.temperature_c,
+            &p.spo2,
+        ];
+        let baseline = signals.map(|s| s.baseline + s.spread * normal(&mut rng));
+        let deviation = signals.map(|s| s.deviation * encounter.severity);
+        let noise = signals.map(|s| s.noise);
+        let ar = noise.map(|sd| sd * normal(&mut rng));
+        let scale = p.missing_scale;
+        let missing = [
+            missing.heart_rate,
+            missing.blood_pressure,
+            missing.respiratory_rate,
+            missing.temperature_c,
+            missing.spo2,
+        ]
+        .map(|r| (r * scale).min(1.0));
+        let admit = encounter.admit.and_utc().timestamp();
+        let discharge = encounter.discharge.and_utc().timestamp();
+        // The first set is taken on arrival, within ten minutes.
+        let first_delay = rng.random_range(0..=((discharge - admit) / 60).min(10)) * 60;
+        Series {
+            rng,
+            scenario,
+            missing,
+            baseline,
+            deviation,
+            noise,
+            ar,
+            worsening: encounter.disposition == Disposition::Expired,
+            admit,
+            discharge,
+            next_at: Some(admit + first_delay),
+            last_at: admit,
+            seq: 0,
+        }
+    }
+
+    fn trend(&self, at: i64) -> f64 {
+        let hours = (at - self.admit) as f64 / 3600.0;
+        if self.worsening {
+            let stay = ((self.discharge - self.admit) as f64 / 3600.0).max(1.0);
+            1.0 + 1.5 * hours / stay
+        } else {
+            0.5f64.powf(hours / self.scenario.vitals.trend_half_life_hours)
+        }
+    }
+
+    /// The true physiological state at `at` (before anything is left out).
+    fn measure(&mut self, at: i64) -> [f64; 6] {
+        let dt_hours = (at - self.last_at) as f64 / 3600.0;
+        let phi = (-dt_hours / NOISE_MEMORY_HOURS).exp();
+        let innovation = (1.0 - phi * phi).sqrt();
+        for i in 0..6 {
+            self.ar[i] = phi * self.ar[i] + innovation * self.noise[i] * normal(&mut self.rng);
+        }
+        let trend = self.trend(at);
+        let mut v = [0.0; 6];
+        for (i, x) in v.iter_mut().enumerate() {
+            *x = self.baseline[i] + self.deviation[i] * trend + self.ar[i];
+        }
+        v[TEMP] = v[TEMP].clamp(bounds::TEMPERATURE.0, bounds::TEMPERATURE.1);
+        v[HR] += FEVER_HR_PER_DEGREE * (v[TEMP] - 37.0).max(0.0);
+        v[HR] = v[HR].clamp(bounds::HEART_RATE.0, bounds::HEART_RATE.1);
+        v[SBP] = v[SBP].clamp(bounds::SYSTOLIC.0, bounds::SYSTOLIC.1);
+        let pulse_pressure =
+            (v[SBP] - v[DBP]).clamp(bounds::PULSE_PRESSURE.0, bounds::PULSE_PRESSURE.1);
+        v[DBP] = (v[SBP] - pulse_pressure).clamp(bounds::DIASTOLIC.0, bounds::DIASTOLIC.1);
+        v[RR] = v[RR].clamp(bounds::RESPIRATORY_RATE.0, bounds::RESPIRATORY_RATE.1);
+        v[SPO2] = v[SPO2].clamp(bounds::SPO2.0, bounds::SPO2.1);
+        v
+    }
+
+    fn next_interval_minutes(&mut self, v: &[f64; 6]) -> Option<i64> {
+        let p = &self.scenario.vitals;
+        if p.interval_minutes == 0 {
+            return None;
+        }
+        let score = news2(v);
+        let interval = match (score, p.urgent_interval_minutes, p.stable_interval_minutes) {
+            (5.., Some(urgent), _) => urgent,
+            (0, _, Some(stable)) => stable,
+            _ => p.interval_minutes,
+        };
+        let jitter = i64::from(p.jitter_minutes);
+        Some(i64::from(interval) + self.rng.random_range(-jitter..=jitter))
+    }
+}
+
+impl Iterator for Series<'_> {
+    type Item = VitalSet;
+
+    fn next(&mut self) -> Option<VitalSet> {
+        let at = self.next_at?;
+        let v = self.measure(at);
+        self.last_at = at;
+        self.seq += 1;
+        self.next_at = self
+            .next_interval_minutes(&v)
+            .map(|minutes| at + minutes * 60)
+            .filter(|next| *next <= self.discharge);
+
+        let mut taken = [true; 5];
+        for (slot, rate) in taken.iter_mut().zip(self.missing) {
+            *slot = !self.rng.random_bool(rate);
+        }
+        if !taken.contains(&true) {
+            taken[0] = true; // a charted set has at least one measurement
+        }
+        let [hr_taken, bp_taken, rr_taken, temp_taken, spo2_taken] = taken;
+        let int = |x: f64| x.round() as u16;
+        Some(VitalSet {
+            seq: self.seq,
+            measured_at: at,
+            heart_rate: hr_taken.then(|| int(v[HR])),
+            systolic_bp: bp_taken.then(|| int(v[SBP])),
+            diastolic_bp: bp_taken.then(|| int(v[DBP]).min(int(v[SBP]) - 1)),
+            respiratory_rate: rr_taken.then(|| int(v[RR])),
+            temperature_dc: temp_taken.then(|| int(v[TEMP] * 10.0)),
+            spo2: spo2_taken.then(|| int(v[SPO2])),
+        })
+    }
+}
+
+/// NEWS2 score from the five vital signs it uses (without consciousness and
+/// supplemental oxygen, which datagen does not model).
+pub fn news2(v: &[f64; 6]) -> u32 {
+    let rr = v[RR].round();
+    let spo2 = v[SPO2].round();
+    let sbp = v[SBP].round();
+    let hr = v[HR].round();
+    let temp = (v[TEMP] * 10.0).round() / 10.0;
+    let rr_score = match rr {
+        x if x <= 8.0 => 3,
+        x if x <= 11.0 => 1,
+        x if x <= 20.0 => 0,
+        x if x <= 24.0 => 2,
+        _ => 3,
+    };
+    let spo2_score = match spo2 {
+        x if x <= 91.0 => 3,
+        x if x <= 93.0 => 2,
+        x if x <= 95.0 => 1,
+        _ => 0,
+    };
+    let sbp_score = match sbp {
+        x if x <= 90.0 => 3,
+        x if x <= 100.0 => 2,
+        x if x <= 110.0 => 1,
+        x if x <= 219.0 => 0,
+        _ => 3,
+    };
+    let hr_score = match hr {
+        x if x <= 40.0 => 3,
+        x if x <= 50.0 => 1,
+        x if x <= 90.0 => 0,
+        x if x <= 110.0 => 1,
+        x if x <= 130.0 => 2,
+        _ => 3,
+    };
+    let temp_score = match temp {
+        x if x <= 35.0 => 3,
+        x if x <= 36.0 => 1,
+        x if x <= 38.0 => 0,
+        x if x <= 39.0 => 1,
+        _ => 2,
+    };
+    rr_score + spo2_score + sbp_score + hr_score + temp_score
+}
+
+/// Formats the timestamp of an encounter the same way as `measured_at`.
+pub fn epoch_seconds(t: NaiveDateTime) -> i64 {
+    t.and_utc().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn news2_scores_normal_and_septic_sets() {
+        assert_eq!(news2(&[75.0, 125.0, 80.0, 16.0, 36.8, 98.0]), 0);
+        // HR 125 (2), SBP 88 (3), RR 26 (3), T 39.2 (2), SpO2 91 (3)
+        assert_eq!(news2(&[125.0, 88.0, 50.0, 26.0, 39.2, 91.0]), 13);
+    }
+}

@@ -1,0 +1,92 @@
+//! The batch manifest, `_manifest.json`: written last, so its presence means
+//! the batch is complete, and it lists what every file must be.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::output::Written;
+
+pub const MANIFEST_FILE: &str = "_manifest.json";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub date: String,
+    pub mode: String,
+    pub generator: Generator,
+    pub seed: u64,
+    /// sha256 of the generation-shaping config (see `Config::fingerprint`).
+    pub config_sha256: String,
+    /// IDs this batch took from the mode's counters (first..=last; absent when none).
+    pub ids: IdRanges,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generator {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdRanges {
+    pub new_patients: Option<[String; 2]>,
+    pub encounters: Option<[String; 2]>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub name: String,
+    /// The schema this file conforms to and its version (see README,
+    /// "Schema versions").
+    pub schema: String,
+    pub schema_version: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl FileEntry {
+    pub fn new(written: Written, dataset: crate::schema::Dataset) -> FileEntry {
+        FileEntry {
+            name: written.name,
+            schema: dataset.schema_file().to_string(),
+            schema_version: dataset.version().to_string(),
+            rows: written.rows,
+            bytes: written.bytes,
+            sha256: written.sha256,
+        }
+    }
+}
+
+impl Manifest {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // A struct of strings and integers always serializes.
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    pub fn read(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = std::fs::read(&path).map_err(Error::io("cannot read", &path))?;
+        Manifest::parse(&bytes, &path)
+    }
+
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Manifest> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Invalid {
+            file: path.display().to_string(),
+            line: Some(e.line() as u64),
+            reason: format!("not a valid manifest: {e}"),
+        })
+    }
+
+    pub fn file(&self, name: &str) -> Option<&FileEntry> {
+        self.files.iter().find(|f| f.name == name)
+    }
+}

@@ -1,0 +1,230 @@
+//! The vocabulary shared by every layer: modes, batch dates, the enumerations
+//! that appear in the files, and the identifier formats.
+//!
+//! Everything here is parsed at the edge (CLI flags, HTTP paths, state files)
+//! before any path is built from it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{Datelike, NaiveDate, Weekday};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// A batch's volume mode; each mode has its own data folder and its own state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Raw,
+    Sample,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 2] = [Mode::Raw, Mode::Sample];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Raw => "raw",
+            Mode::Sample => "sample",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "raw" => Ok(Mode::Raw),
+            "sample" => Ok(Mode::Sample),
+            other => Err(Error::UnknownMode(other.to_string())),
+        }
+    }
+}
+
+/// A run date, accepted only as a real calendar date in `YYYY-MM-DD` form, so
+/// that it is safe to use as a folder name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchDate(NaiveDate);
+
+impl BatchDate {
+    pub fn new(date: NaiveDate) -> Self {
+        BatchDate(date)
+    }
+
+    pub fn date(self) -> NaiveDate {
+        self.0
+    }
+
+    pub fn is_weekend(self) -> bool {
+        matches!(self.0.weekday(), Weekday::Sat | Weekday::Sun)
+    }
+
+    pub fn succ(self) -> Option<BatchDate> {
+        self.0.succ_opt().map(BatchDate)
+    }
+}
+
+impl fmt::Display for BatchDate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d"))
+    }
+}
+
+impl FromStr for BatchDate {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let invalid = |reason: &str| Error::InvalidDate {
+            input: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let b = s.as_bytes();
+        let shape_ok = b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        if !shape_ok {
+            return Err(invalid("expected a calendar date as YYYY-MM-DD"));
+        }
+        let date = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map_err(|_| invalid("no such calendar date"))?;
+        if date.year() < 1900 {
+            return Err(invalid("dates before 1900 are not supported"));
+        }
+        Ok(BatchDate(date))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sex {
+    Female,
+    Male,
+    Other,
+    Unknown,
+}
+
+impl Sex {
+    pub const ALL: [Sex; 4] = [Sex::Female, Sex::Male, Sex::Other, Sex::Unknown];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sex::Female => "female",
+            Sex::Male => "male",
+            Sex::Other => "other",
+            Sex::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Sex> {
+        Sex::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncounterType {
+    Outpatient,
+    Emergency,
+    Inpatient,
+}
+
+impl EncounterType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncounterType::Outpatient => "outpatient",
+            EncounterType::Emergency => "emergency",
+            EncounterType::Inpatient => "inpatient",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    Home,
+    HomeWithServices,
+    Admitted,
+    Transferred,
+    SkilledNursingFacility,
+    LeftAgainstMedicalAdvice,
+    Expired,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Home => "home",
+            Disposition::HomeWithServices => "home_with_services",
+            Disposition::Admitted => "admitted",
+            Disposition::Transferred => "transferred",
+            Disposition::SkilledNursingFacility => "skilled_nursing_facility",
+            Disposition::LeftAgainstMedicalAdvice => "left_against_medical_advice",
+            Disposition::Expired => "expired",
+        }
+    }
+}
+
+/// `P` + 8 digits, from the mode's patient counter.
+pub fn patient_id(number: u64) -> String {
+    format!("P{number:08}")
+}
+
+/// `E` + 10 digits, from the mode's encounter counter.
+pub fn encounter_id(number: u64) -> String {
+    format!("E{number:010}")
+}
+
+/// Parses `P00000042` back to 42.
+pub fn parse_patient_id(s: &str) -> Option<u64> {
+    let digits = s.strip_prefix('P')?;
+    (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// A medical record number that looks unrelated to the patient id but is
+/// unique: an affine bijection on 0..10^9 (3^18 is coprime to 10^9).
+pub fn mrn(patient_number: u64) -> String {
+    const MODULUS: u64 = 1_000_000_000;
+    let scrambled = (patient_number.wrapping_mul(387_420_489) + 104_729) % MODULUS;
+    format!("MRN{scrambled:09}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_must_be_real_and_well_formed() {
+        assert!("2026-02-08".parse::<BatchDate>().is_ok());
+        for bad in [
+            "2026-02-30",
+            "20260208",
+            "../x",
+            "2026-2-8",
+            "2026-02-08/..",
+            "",
+        ] {
+            assert!(bad.parse::<BatchDate>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn ids_round_trip_and_mrns_are_unique() {
+        assert_eq!(patient_id(42), "P00000042");
+        assert_eq!(parse_patient_id("P00000042"), Some(42));
+        assert_eq!(parse_patient_id("P42"), None);
+        assert_eq!(encounter_id(123), "E0000000123");
+        let mrns: std::collections::HashSet<_> = (1..20_000).map(mrn).collect();
+        assert_eq!(mrns.len(), 19_999);
+    }
+}

@@ -1,0 +1,300 @@
+//! One mode's persistent state and the crash-safe commit of a batch with it.
+//!
+//! State files (in `<state_dir>/<mode>/`): `patients_master.csv` (every patient
+//! ever registered), `encounter_id_counter.txt` (the last encounter number
+//! issued) and `ledger.csv` (every committed date, with the counters after it
+//! and its manifest's sha256). The ledger ties the three together: loading
+//! refuses state whose files disagree.
+//!
+//! Commit protocol, under the mode's lock:
+//! 1. the batch is written to `<data_dir>/.staging/<mode>/<date>/` and the new
+//!    state files to `<state>/.txn/`, all synced;
+//! 2. `.txn/COMMIT` (naming the date) is written atomically: the commit point;
+//! 3. the staged batch is renamed to `<data_dir>/<mode>/<date>/` and each state
+//!    file renamed over its old version;
+//! 4. `COMMIT` and `.txn/` are removed.
+//!
+//! Recovery (every time the lock is taken): with a `COMMIT` marker, steps 3-4
+//! are finished (roll forward); without one, staging and `.txn/` are removed
+//! (roll back). Either way no reader ever sees a half-written batch or state.
+
+mod files;
+mod lock;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use files::{LedgerEntry, read_ledger};
+pub use lock::StateLock;
+
+use crate::crashpoint;
+use crate::error::{Error, Result};
+use crate::generate::patients::Patient;
+use crate::layout::Layout;
+use crate::model::{BatchDate, Mode};
+use crate::output::{sync_dir, write_atomic};
+
+pub const MASTER_FILE: &str = "patients_master.csv";
+pub const COUNTER_FILE: &str = "encounter_id_counter.txt";
+pub const LEDGER_FILE: &str = "ledger.csv";
+const STATE_FILES: [&str; 3] = [MASTER_FILE, COUNTER_FILE, LEDGER_FILE];
+const TXN_DIR: &str = ".txn";
+const COMMIT_MARKER: &str = "COMMIT";
+
+/// Everything generation needs from the past.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub patients: Vec<Patient>,
+    /// The last encounter number issued.
+    pub encounter_counter: u64,
+    pub ledger: Vec<LedgerEntry>,
+}
+
+/// What recovery did when the lock was taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// An interrupted commit of this date was finished.
+    RolledForward(BatchDate),
+    /// An interrupted, uncommitted batch was discarded.
+    RolledBack,
+}
+
+/// A mode's state, locked for writing.
+pub struct StateStore {
+    layout: Layout,
+    mode: Mode,
+    dir: PathBuf,
+    recovery: Option<Recovery>,
+    _lock: StateLock,
+}
+
+impl StateStore {
+    /// Takes the mode's lock (waiting up to `timeout`) and recovers from any
+    /// interrupted run.
+    pub fn open(layout: &Layout, mode: Mode, timeout: Duration) -> Result<StateStore> {
+        layout.prepare(mode)?;
+        let dir = layout.state_dir(mode);
+        let lock = StateLock::acquire(&dir, mode, timeout)?;
+        let mut store = StateStore {
+            layout: layout.clone(),
+            mode,
+            dir,
+            recovery: None,
+            _lock: lock,
+        };
+        store.recovery = store.recover()?;
+        Ok(store)
+    }
+
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    fn txn(&self) -> PathBuf {
+        self.dir.join(TXN_DIR)
+    }
+
+    fn recover(&self) -> Result<Option<Recovery>> {
+        let txn = self.txn();
+        let marker = txn.join(COMMIT_MARKER);
+        if marker.exists() {
+            let text =
+                std::fs::read_to_string(&marker).map_err(Error::io("cannot read", &marker))?;
+            let date: BatchDate = text.trim_end().parse().map_err(|_| Error::CorruptState {
+                path: marker.clone(),
+                line: Some(1),
+                reason: format!("{text:?} is not a batch date"),
+            })?;
+            self.apply(date)?;
+            tracing::warn!(mode = %self.mode, %date, "recovery: finished an interrupted commit");
+            return Ok(Some(Recovery::RolledForward(date)));
+        }
+        let mut discarded = false;
+        if txn.exists() {
+            remove_dir_all(&txn)?;
+            discarded = true;
+        }
+        let staging = self.layout.staging_root(self.mode);
+        if staging.exists() {
+            let entries =
+                std::fs::read_dir(&staging).map_err(Error::io("cannot list", &staging))?;
+            for entry in entries {
+                let entry = entry.map_err(Error::io("cannot list", &staging))?;
+                remove_dir_all(&entry.path())?;
+                discarded = true;
+            }
+        }
+        self.tidy_staging();
+        if discarded {
+            tracing::warn!(mode = %self.mode, "recovery: discarded an interrupted, uncommitted batch");
+            Ok(Some(Recovery::RolledBack))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The committed dates, without loading the master.
+    pub fn ledger(&self) -> Result<Vec<LedgerEntry>> {
+        let path = self.path(LEDGER_FILE);
+        if path.exists() {
+            read_ledger(&path)
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Loads and cross-checks the state; an empty directory is a fresh start.
+    pub fn load(&self) -> Result<State> {
+        let present: Vec<bool> = STATE_FILES.iter().map(|f| self.path(f).exists()).collect();
+        if present.iter().all(|p| !p) {
+            return Ok(State::default());
+        }
+        if let Some(missing) = STATE_FILES.iter().zip(&present).find(|(_, p)| !**p) {
+            return Err(Error::CorruptState {
+                path: self.path(missing.0),
+                line: None,
+                reason: "missing while the other state files exist".into(),
+            });
+        }
+        let ledger = read_ledger(&self.path(LEDGER_FILE))?;
+        let patients = files::read_master(&self.path(MASTER_FILE))?;
+        let encounter_counter = files::read_counter(&self.path(COUNTER_FILE))?;
+        let (expected_patients, expected_counter) = ledger
+            .last()
+            .map_or((0, 0), |e| (e.patients_total, e.encounter_counter));
+        if patients.len() as u64 != expected_patients {
+            return Err(Error::CorruptState {
+                path: self.path(MASTER_FILE),
+                line: Some(patients.len() as u64 + 1),
+                reason: format!(
+                    "holds {} patients but {} records {expected_patients} (truncated or edited?)",
+                    patients.len(),
+                    LEDGER_FILE
+                ),
+            });
+        }
+        if encounter_counter != expected_counter {
+            return Err(Error::CorruptState {
+                path: self.path(COUNTER_FILE),
+                line: Some(1),
+                reason: format!(
+                    "holds {encounter_counter} but {LEDGER_FILE} records {expected_counter}"
+                ),
+            });
+        }
+        Ok(State {
+            patients,
+            encounter_counter,
+            ledger,
+        })
+    }
+
+    /// A fresh staging directory for `date`'s batch.
+    pub fn begin(&self, date: BatchDate) -> Result<PathBuf> {
+        let staging = self.layout.staging_dir(self.mode, date);
+        std::fs::create_dir_all(&staging)
+            .map_err(Error::io("cannot create staging directory", &staging))?;
+        Ok(staging)
+    }
+
+    /// Commits the staged batch of `date` together with `state`.
+    pub fn commit(&self, date: BatchDate, state: &State) -> Result<()> {
+        let staging = self.layout.staging_dir(self.mode, date);
+        sync_dir(&staging)?;
+        crashpoint::reached("staged");
+
+        let txn = self.txn();
+        if let Err(e) = self.prepare_txn(&txn, state) {
+            self.abort(date);
+            return Err(e);
+        }
+        crashpoint::reached("journaled");
+        if let Err(e) = write_atomic(&txn.join(COMMIT_MARKER), format!("{date}\n").as_bytes()) {
+            self.abort(date);
+            return Err(e);
+        }
+        crashpoint::reached("committed");
+        // Past the commit point: a failure from here on is finished by the
+        // next recovery, so the marker must stay.
+        self.apply(date)
+    }
+
+    fn prepare_txn(&self, txn: &Path, state: &State) -> Result<()> {
+        std::fs::create_dir(txn).map_err(Error::io("cannot create", txn))?;
+        files::write_master(&txn.join(MASTER_FILE), &state.patients)?;
+        files::write_counter(&txn.join(COUNTER_FILE), state.encounter_counter)?;
+        files::write_ledger(&txn.join(LEDGER_FILE), &state.ledger)?;
+        sync_dir(txn)
+    }
+
+    /// Steps 3 and 4 of the protocol; safe to repeat after a crash in them.
+    fn apply(&self, date: BatchDate) -> Result<()> {
+        let staged = self.layout.staging_dir(self.mode, date);
+        let target = self.layout.batch_dir(self.mode, date);
+        if staged.exists() {
+            std::fs::rename(&staged, &target)
+                .map_err(Error::io("cannot move batch into place", &target))?;
+            sync_dir(&self.layout.mode_dir(self.mode))?;
+        } else if !target.exists() {
+            return Err(Error::CorruptState {
+                path: self.txn().join(COMMIT_MARKER),
+                line: None,
+                reason: format!(
+                    "commits {date}, but neither the staged nor the final batch exists"
+                ),
+            });
+        }
+        crashpoint::reached("published");
+        let txn = self.txn();
+        for file in STATE_FILES {
+            let from = txn.join(file);
+            if from.exists() {
+                std::fs::rename(&from, self.path(file)).map_err(Error::io(
+                    "cannot move state file into place",
+                    self.path(file),
+                ))?;
+            }
+        }
+        sync_dir(&self.dir)?;
+        crashpoint::reached("applied");
+        remove_dir_all(&txn)?;
+        sync_dir(&self.dir)?;
+        self.tidy_staging();
+        Ok(())
+    }
+
+    /// Discards an uncommitted batch after a failure (best effort: whatever
+    /// is left is rolled back by the next recovery).
+    pub fn abort(&self, date: BatchDate) {
+        for dir in [self.layout.staging_dir(self.mode, date), self.txn()] {
+            if dir.exists()
+                && let Err(e) = std::fs::remove_dir_all(&dir)
+            {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not clean up; the next run will");
+            }
+        }
+        self.tidy_staging();
+    }
+
+    /// Leaves no empty staging folders in the data directory. `remove_dir`
+    /// only removes empty ones, so another mode's batch in flight is safe.
+    fn tidy_staging(&self) {
+        let root = self.layout.staging_root(self.mode);
+        let _ = std::fs::remove_dir(&root);
+        if let Some(parent) = root.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+fn remove_dir_all(dir: &Path) -> Result<()> {
+    std::fs::remove_dir_all(dir).map_err(Error::io("cannot remove", dir))
+}

@@ -1,0 +1,362 @@
+//! `datagen validate`: checks a batch directory as a downstream consumer
+//! would, without trusting the generator: the manifest's sizes, checksums,
+//! row counts and schema versions, every row against its schema, and the
+//! links between files (keys resolve, timestamps fall inside their encounter).
+//! Memory stays proportional to encounters, not vitals rows.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::output::parse_timestamp;
+use crate::schema::{Dataset, contract};
+
+/// Problems reported before giving up on a batch.
+const MAX_PROBLEMS: usize = 20;
+
+/// One thing wrong with a batch: the file, the line if any, and the rule broken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{} line {line}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// What a valid batch holds.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub manifest: Manifest,
+}
+
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn report(&mut self, file: &str, line: Option<u64>, message: impl Into<String>) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(Problem {
+                file: file.to_string(),
+                line,
+                message: message.into(),
+            });
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.problems.len() >= MAX_PROBLEMS
+    }
+}
+
+struct EncounterWindow {
+    patient_id: String,
+    admit: i64,
+    discharge: i64,
+    last_vital_seq: u32,
+}
+
+/// Validates the batch in `dir`; on failure returns up to 20 problems, first
+/// found first.
+pub fn validate_batch(dir: &Path) -> Result<Summary, Vec<Problem>> {
+    let mut c = Checker {
+        problems: Vec::new(),
+    };
+    let manifest = match Manifest::read(dir) {
+        Ok(m) => m,
+        Err(e) => {
+            c.report(MANIFEST_FILE, None, e.to_string());
+            return Err(c.problems);
+        }
+    };
+
+    // The manifest must list exactly the contract's files, and nothing else
+    // may sit in the batch.
+    let listed: BTreeSet<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
+    for d in Dataset::ALL {
+        if !listed.contains(d.file_name()) {
+            c.report(
+                MANIFEST_FILE,
+                None,
+                format!("does not list {}", d.file_name()),
+            );
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name != MANIFEST_FILE && !listed.contains(name.as_str()) {
+                c.report(&name, None, "is not listed in the manifest");
+            }
+        }
+    }
+    for entry in &manifest.files {
+        let path = dir.join(&entry.name);
+        match digest(&path) {
+            Ok((bytes, sha)) => {
+                if bytes != entry.bytes {
+                    c.report(
+                        &entry.name,
+                        None,
+                        format!("is {bytes} bytes, the manifest says {}", entry.bytes),
+                    );
+                }
+                if sha != entry.sha256 {
+                    c.report(
+                        &entry.name,
+                        None,
+                        format!("sha256 is {sha}, the manifest says {}", entry.sha256),
+                    );
+                }
+            }
+            Err(e) => c.report(&entry.name, None, format!("cannot be read: {e}")),
+        }
+        if let Some(d) = Dataset::ALL
+            .into_iter()
+            .find(|d| d.file_name() == entry.name)
+            && (entry.schema != d.schema_file() || entry.schema_version != d.version())
+        {
+            {
+                c.report(
+                    MANIFEST_FILE,
+                    None,
+                    format!(
+                        "{} is declared as {} {}, this validator knows {} {}",
+                        entry.name,
+                        entry.schema,
+                        entry.schema_version,
+                        d.schema_file(),
+                        d.version()
+                    ),
+                );
+            }
+        }
+    }
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+
+    let mut patients = HashSet::new();
+    let mut encounters: HashMap<String, EncounterWindow> = HashMap::new();
+    for d in Dataset::ALL {
+        let Some(entry) = manifest.file(d.file_name()) else {
+            continue;
+        };
+        let rows = check_rows(
+            &mut c,
+            dir,
+            d,
+            &manifest.date,
+            &mut patients,
+            &mut encounters,
+        );
+        if let Some(rows) = rows
+            && rows != entry.rows
+        {
+            c.report(
+                d.file_name(),
+                None,
+                format!("has {rows} rows, the manifest says {}", entry.rows),
+            );
+        }
+        if c.full() {
+            break;
+        }
+    }
+    if c.problems.is_empty() {
+        Ok(Summary { manifest })
+    } else {
+        Err(c.problems)
+    }
+}
+
+fn digest(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
+/// Checks every row of one file; returns its row count if it could be read.
+fn check_rows(
+    c: &mut Checker,
+    dir: &Path,
+    d: Dataset,
+    batch_date: &str,
+    patients: &mut HashSet<String>,
+    encounters: &mut HashMap<String, EncounterWindow>,
+) -> Option<u64> {
+    let file = d.file_name();
+    let contract = contract(d);
+    let mut reader = match csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(dir.join(file))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            c.report(file, None, format!("cannot be read: {e}"));
+            return None;
+        }
+    };
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(true) => {
+            if let Err(e) = contract.check_header(&record) {
+                c.report(file, Some(1), e);
+                return None;
+            }
+        }
+        Ok(false) => {
+            c.report(file, None, "is empty: the header row is missing");
+            return None;
+        }
+        Err(e) => {
+            c.report(file, Some(1), e.to_string());
+            return None;
+        }
+    }
+    let mut rows = 0u64;
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                c.report(file, e.position().map(|p| p.line()), e.to_string());
+                return None;
+            }
+        }
+        rows += 1;
+        let line = record.position().map_or(rows + 1, |p| p.line());
+        if let Err(e) = contract.check_row(&record) {
+            c.report(file, Some(line), e);
+        } else if let Err(e) = check_links(d, &record, batch_date, patients, encounters) {
+            c.report(file, Some(line), e);
+        }
+        if c.full() {
+            return None;
+        }
+    }
+    Some(rows)
+}
+
+/// The rules that span columns or files. Runs only on schema-valid rows.
+fn check_links(
+    d: Dataset,
+    r: &csv::StringRecord,
+    batch_date: &str,
+    patients: &mut HashSet<String>,
+    encounters: &mut HashMap<String, EncounterWindow>,
+) -> Result<(), String> {
+    match d {
+        Dataset::Patients => {
+            if &r[8] != batch_date {
+                return Err(format!(
+                    "snapshot_date {} is not the batch date {batch_date}",
+                    &r[8]
+                ));
+            }
+            if r[7] > r[8] {
+                return Err(format!(
+                    "registered_date {} is after the snapshot date",
+                    &r[7]
+                ));
+            }
+            if !patients.insert(r[0].to_string()) {
+                return Err(format!("patient_id {} appears twice", &r[0]));
+            }
+        }
+        Dataset::Encounters => {
+            if !patients.contains(&r[1]) {
+                return Err(format!("patient_id {} is not in patients.csv", &r[1]));
+            }
+            let admit = parse_timestamp(&r[6]).ok_or("admit_time is not RFC 3339 UTC")?;
+            let discharge = parse_timestamp(&r[7]).ok_or("discharge_time is not RFC 3339 UTC")?;
+            if !r[6].starts_with(batch_date) {
+                return Err(format!(
+                    "admit_time {} is not on the batch date {batch_date}",
+                    &r[6]
+                ));
+            }
+            if discharge <= admit {
+                return Err(format!(
+                    "discharge_time {} is not after admit_time {}",
+                    &r[7], &r[6]
+                ));
+            }
+            let window = EncounterWindow {
+                patient_id: r[1].to_string(),
+                admit,
+                discharge,
+                last_vital_seq: 0,
+            };
+            if encounters.insert(r[0].to_string(), window).is_some() {
+                return Err(format!("encounter_id {} appears twice", &r[0]));
+            }
+        }
+        Dataset::Vitals => {
+            let e = encounters
+                .get_mut(&r[1])
+                .ok_or_else(|| format!("encounter_id {} is not in encounters.csv", &r[1]))?;
+            if r[2] != e.patient_id {
+                return Err(format!(
+                    "patient_id {} is not encounter {}'s patient {}",
+                    &r[2], &r[1], e.patient_id
+                ));
+            }
+            let (prefix, seq) = r[0].split_once("-V").ok_or("vital_id has no -V part")?;
+            let seq: u32 = seq
+                .parse()
+                .map_err(|_| "vital_id sequence is not a number")?;
+            if prefix != &r[1] {
+                return Err(format!(
+                    "vital_id {} does not belong to encounter {}",
+                    &r[0], &r[1]
+                ));
+            }
+            if seq != e.last_vital_seq + 1 {
+                return Err(format!(
+                    "vital_id {} is out of sequence (duplicate or gap)",
+                    &r[0]
+                ));
+            }
+            e.last_vital_seq = seq;
+            let at = parse_timestamp(&r[3]).ok_or("measured_at is not RFC 3339 UTC")?;
+            if at < e.admit || at > e.discharge {
+                return Err(format!(
+                    "measured_at {} is outside encounter {}'s admit..discharge window",
+                    &r[3], &r[1]
+                ));
+            }
+            if let (Ok(sys), Ok(dia)) = (r[5].parse::<u32>(), r[6].parse::<u32>())
+                && dia >= sys
+            {
+                return Err(format!("diastolic_bp {dia} is not below systolic_bp {sys}"));
+            }
+            if r[5].is_empty() != r[6].is_empty() {
+                return Err("systolic_bp and diastolic_bp must be taken together".into());
+            }
+        }
+    }
+    Ok(())
+}

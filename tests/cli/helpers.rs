@@ -1,0 +1,173 @@
+//! A sandbox per test: a temp working directory in which the real `datagen`
+//! binary runs with its default relative `data/` and `state/` folders.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_datagen");
+
+pub struct Sandbox {
+    pub dir: TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The binary, run inside the sandbox with no inherited `DATAGEN*` settings.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(self.path());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("DATAGEN") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("RUST_LOG", "warn");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// Runs and insists on success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "datagen {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and insists on failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "datagen {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    pub fn generate(&self, mode: &str, date: &str, extra: &[&str]) -> String {
+        let mut args = vec!["generate", "--mode", mode, "--date", date];
+        args.extend_from_slice(extra);
+        self.ok(&args)
+    }
+
+    pub fn batch(&self, mode: &str, date: &str) -> PathBuf {
+        self.path().join("data").join(mode).join(date)
+    }
+
+    pub fn state(&self, mode: &str) -> PathBuf {
+        self.path().join("state").join(mode)
+    }
+
+    /// Every file and directory under data/ and state/, with file contents.
+    pub fn tree(&self) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+        let mut tree = BTreeMap::new();
+        for root in ["data", "state"] {
+            walk(&self.path().join(root), self.path(), &mut tree);
+        }
+        tree
+    }
+
+    /// sha256 of every file under data/ and state/.
+    pub fn digests(&self) -> BTreeMap<PathBuf, String> {
+        self.tree()
+            .into_iter()
+            .filter_map(|(p, c)| c.map(|c| (p, hex::encode(Sha256::digest(c)))))
+            .collect()
+    }
+
+    /// Starts a generation that stops at a crash point, and waits until it is there.
+    pub fn spawn_paused(&self, point: &str, args: &[&str]) -> Child {
+        let mut child = self
+            .command()
+            .args(args)
+            .env("DATAGEN_CRASHPOINT", point)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains(&format!("crashpoint {point}")) => break,
+                Some(Ok(_)) => continue,
+                _ => {
+                    let status = child.wait().unwrap();
+                    panic!("datagen exited ({status}) before reaching crash point {point}");
+                }
+            }
+        }
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        child
+    }
+}
+
+fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    out.insert(dir.strip_prefix(base).unwrap().to_path_buf(), None);
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(&path, base, out);
+        } else {
+            out.insert(path.strip_prefix(base).unwrap().to_path_buf(), Some(std::fs::read(&path).unwrap()));
+        }
+    }
+}
+
+/// A CSV file as header + rows of named fields.
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<HashMap<String, String>>,
+}
+
+pub fn read_csv(path: &Path) -> Table {
+    let mut rdr = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+    let rows = rdr
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            header.iter().cloned().zip(r.iter().map(String::from)).collect()
+        })
+        .collect();
+    Table { header, rows }
+}
+
+pub fn timestamp(s: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|uid| uid == "0"))
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
+}

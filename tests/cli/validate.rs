@@ -1,0 +1,77 @@
+//! `datagen validate` catches what a consumer must not load, naming the file,
+//! the line and the rule.
+
+use crate::helpers::Sandbox;
+
+fn batch() -> (Sandbox, std::path::PathBuf) {
+    let sb = Sandbox::new();
+    sb.generate("sample", "2026-02-09", &[]);
+    let dir = sb.batch("sample", "2026-02-09");
+    (sb, dir)
+}
+
+#[test]
+fn a_changed_byte_fails_the_checksum() {
+    let (sb, dir) = batch();
+    let path = dir.join("vitals.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("-V001,", "-V001 ,", 1)).unwrap();
+    let err = sb.fails(&["validate", dir.to_str().unwrap()]);
+    assert!(err.contains("vitals.csv") && err.contains("sha256"), "{err}");
+}
+
+/// Rewrites a file and fixes its manifest entry, as a careless producer
+/// would, so only the content rules can catch it.
+fn tamper(dir: &std::path::Path, file: &str, edit: impl Fn(&str) -> String) {
+    use sha2::Digest;
+    let path = dir.join(file);
+    let text = edit(&std::fs::read_to_string(&path).unwrap());
+    std::fs::write(&path, &text).unwrap();
+    let manifest_path = dir.join("_manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    for entry in manifest["files"].as_array_mut().unwrap() {
+        if entry["name"] == file {
+            entry["bytes"] = text.len().into();
+            entry["sha256"] = hex::encode(sha2::Sha256::digest(text.as_bytes())).into();
+        }
+    }
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+}
+
+#[test]
+fn schema_violations_name_file_line_and_column() {
+    let (sb, dir) = batch();
+    tamper(&dir, "vitals.csv", |text| {
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let mut fields: Vec<String> = lines[3].split(',').map(String::from).collect();
+        fields[4] = "400".into();
+        lines[3] = fields.join(",");
+        lines.join("\n") + "\n"
+    });
+    let err = sb.fails(&["validate", dir.to_str().unwrap()]);
+    assert!(err.contains("vitals.csv line 4") && err.contains("heart_rate") && err.contains("400"), "{err}");
+}
+
+#[test]
+fn broken_links_and_counts_are_caught() {
+    let (sb, dir) = batch();
+    tamper(&dir, "patients.csv", |text| {
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.remove(1);
+        lines.join("\n") + "\n"
+    });
+    let err = sb.fails(&["validate", dir.to_str().unwrap()]);
+    assert!(err.contains("patients.csv") && err.contains("rows, the manifest says"), "{err}");
+    assert!(err.contains("is not in patients.csv"), "{err}");
+}
+
+#[test]
+fn a_missing_manifest_or_stray_file_is_reported() {
+    let (sb, dir) = batch();
+    std::fs::write(dir.join("extra.csv"), "x\n").unwrap();
+    let err = sb.fails(&["validate", dir.to_str().unwrap()]);
+    assert!(err.contains("extra.csv") && err.contains("not listed"), "{err}");
+    std::fs::remove_file(dir.join("_manifest.json")).unwrap();
+    let err = sb.fails(&["validate", dir.to_str().unwrap()]);
+    assert!(err.contains("_manifest.json"), "{err}");
+}
