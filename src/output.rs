@@ -82,7 +82,9 @@ impl CsvFile {
             writer,
             rows: 0,
         };
-        out.writer.write_record(header).map_err(out.error())?;
+        out.writer
+            .write_record(header)
+            .map_err(|e| csv_error(&out.path, e))?;
         Ok(out)
     }
 
@@ -92,7 +94,9 @@ impl CsvFile {
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
     {
-        self.writer.write_record(fields).map_err(self.error())?;
+        self.writer
+            .write_record(fields)
+            .map_err(|e| csv_error(&self.path, e))?;
         self.rows += 1;
         Ok(())
     }
@@ -100,13 +104,15 @@ impl CsvFile {
     /// Writes one field of a row being built field by field (the hot path:
     /// no per-row allocation); end the row with [`CsvFile::end_row`].
     pub fn field(&mut self, field: &[u8]) -> Result<()> {
-        self.writer.write_field(field).map_err(self.error())
+        self.writer
+            .write_field(field)
+            .map_err(|e| csv_error(&self.path, e))
     }
 
     pub fn end_row(&mut self) -> Result<()> {
         self.writer
             .write_record(None::<&[u8]>)
-            .map_err(self.error())?;
+            .map_err(|e| csv_error(&self.path, e))?;
         self.rows += 1;
         Ok(())
     }
@@ -139,20 +145,18 @@ impl CsvFile {
             sha256,
         })
     }
+}
 
-    fn error(&self) -> impl FnOnce(csv::Error) -> Error + use<> {
-        let path = self.path.clone();
-        move |e| {
-            let source = match e.into_kind() {
-                csv::ErrorKind::Io(io) => io,
-                other => io::Error::other(format!("{other:?}")),
-            };
-            Error::Io {
-                what: "cannot write",
-                path,
-                source,
-            }
-        }
+/// A csv error is an I/O error here: the writer only ever gets valid rows.
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let source = match e.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => io::Error::other(format!("{other:?}")),
+    };
+    Error::Io {
+        what: "cannot write",
+        path: path.to_path_buf(),
+        source,
     }
 }
 

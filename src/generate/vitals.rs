@@ -33,17 +33,33 @@ pub struct VitalSet {
     pub spo2: Option<u16>,
 }
 
-/// Plausible clinical ranges (reference: plausible abnormal range). Values
-/// are clamped here, well inside the schemas' never-outside bounds.
+/// Plausible clinical ranges (reference: plausible abnormal range), well
+/// inside the schemas' never-outside bounds, with the width of the soft zone
+/// near each limit (see [`soft_limit`]).
 pub mod bounds {
-    pub const HEART_RATE: (f64, f64) = (35.0, 180.0);
-    pub const SYSTOLIC: (f64, f64) = (60.0, 220.0);
+    pub const HEART_RATE: (f64, f64, f64) = (35.0, 180.0, 15.0);
+    pub const SYSTOLIC: (f64, f64, f64) = (60.0, 220.0, 15.0);
     pub const DIASTOLIC: (f64, f64) = (30.0, 130.0);
-    pub const RESPIRATORY_RATE: (f64, f64) = (6.0, 40.0);
-    pub const TEMPERATURE: (f64, f64) = (34.0, 41.0);
-    pub const SPO2: (f64, f64) = (75.0, 100.0);
+    pub const RESPIRATORY_RATE: (f64, f64, f64) = (6.0, 40.0, 4.0);
+    pub const TEMPERATURE: (f64, f64, f64) = (34.0, 41.0, 0.8);
+    /// SpO2 saturates hard at 100; its floor is soft.
+    pub const SPO2: (f64, f64, f64) = (75.0, 100.0, 5.0);
     /// Systolic minus diastolic.
     pub const PULSE_PRESSURE: (f64, f64) = (20.0, 90.0);
+}
+
+/// Keeps `x` inside `(lo, hi)` without piling values up at the limits: within
+/// `margin` of a limit the value approaches it asymptotically (continuous,
+/// monotone, slope 1 where the soft zone starts), as sick patients' readings
+/// spread out below a ceiling rather than sitting on it.
+pub fn soft_limit(x: f64, (lo, hi, margin): (f64, f64, f64)) -> f64 {
+    if x > hi - margin {
+        hi - margin * (-(x - (hi - margin)) / margin).exp()
+    } else if x < lo + margin {
+        lo + margin * ((x - (lo + margin)) / margin).exp()
+    } else {
+        x
+    }
 }
 
 /// Heart-rate rise per degree Celsius of fever above 37.0.
@@ -131,7 +147,7 @@ impl<'a> Series<'a> {
         let hours = (at - self.admit) as f64 / 3600.0;
         if self.worsening {
             let stay = ((self.discharge - self.admit) as f64 / 3600.0).max(1.0);
-            1.0 + 1.5 * hours / stay
+            1.0 + 0.6 * hours / stay
         } else {
             0.5f64.powf(hours / self.scenario.vitals.trend_half_life_hours)
         }
@@ -267,6 +283,20 @@ pub fn epoch_seconds(t: NaiveDateTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soft_limits_stay_inside_and_keep_order() {
+        let limits = bounds::HEART_RATE;
+        let mut last = f64::MIN;
+        for i in 0..4000 {
+            let x = -100.0 + i as f64 * 0.2;
+            let y = soft_limit(x, limits);
+            assert!(y >= limits.0 && y <= limits.1, "{x} -> {y}");
+            assert!(y >= last, "monotone at {x}");
+            last = y;
+        }
+        assert_eq!(soft_limit(100.0, limits), 100.0);
+    }
 
     #[test]
     fn news2_scores_normal_and_septic_sets() {

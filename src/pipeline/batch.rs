@@ -17,7 +17,7 @@ use crate::generate::vitals::{Series, VitalSet};
 use crate::generate::{DaySeed, Stream, normal};
 use crate::manifest::{FileEntry, Generator, IdRanges, MANIFEST_FILE, Manifest};
 use crate::model::{self, BatchDate, Mode};
-use crate::output::{CsvFile, Timestamps, write_atomic};
+use crate::output::{CsvFile, Timestamps, Written, write_atomic};
 use crate::schema::Dataset;
 use crate::state::State;
 
@@ -115,9 +115,11 @@ pub fn build(
         .collect();
 
     let mut ts = Timestamps::default();
-    let patients_file = write_patients(staging, date, &state.patients, &snapshot)?;
-    let encounters_file = write_encounters(staging, config, &state.patients, &plan, &mut ts)?;
-    let vitals_file = write_vitals(staging, config, &seed, &state.patients, &plan, &mut ts)?;
+    let patients_file = timed(|| write_patients(staging, date, &state.patients, &snapshot))?;
+    let encounters_file =
+        timed(|| write_encounters(staging, config, &state.patients, &plan, &mut ts))?;
+    let vitals_file =
+        timed(|| write_vitals(staging, config, &seed, &state.patients, &plan, &mut ts))?;
 
     let ids = IdRanges {
         new_patients: (volumes.new_patients > 0).then(|| {
@@ -156,6 +158,22 @@ pub fn build(
     Ok(manifest)
 }
 
+/// Runs one file's writer and logs its throughput (the benchmark reads these).
+fn timed(write: impl FnOnce() -> Result<Written>) -> Result<Written> {
+    let started = std::time::Instant::now();
+    let written = write()?;
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::debug!(
+        file = %written.name,
+        rows = written.rows,
+        bytes = written.bytes,
+        seconds,
+        rows_per_second = (written.rows as f64 / seconds.max(1e-9)).round(),
+        "file written"
+    );
+    Ok(written)
+}
+
 /// A small share of returning patients seen today have moved.
 fn move_patients<R: Rng + ?Sized>(
     rng: &mut R,
@@ -178,7 +196,7 @@ fn write_patients(
     date: BatchDate,
     master: &[Patient],
     snapshot: &BTreeSet<usize>,
-) -> Result<crate::output::Written> {
+) -> Result<Written> {
     let d = Dataset::Patients;
     let mut out = CsvFile::create(dir, d.file_name(), d.header())?;
     let snapshot_date = date.to_string();
@@ -205,7 +223,7 @@ fn write_encounters(
     master: &[Patient],
     plan: &[Encounter],
     ts: &mut Timestamps,
-) -> Result<crate::output::Written> {
+) -> Result<Written> {
     let d = Dataset::Encounters;
     let mut out = CsvFile::create(dir, d.file_name(), d.header())?;
     for e in plan {
@@ -231,7 +249,7 @@ fn write_vitals(
     master: &[Patient],
     plan: &[Encounter],
     ts: &mut Timestamps,
-) -> Result<crate::output::Written> {
+) -> Result<Written> {
     let d = Dataset::Vitals;
     let mut out = CsvFile::create(dir, d.file_name(), d.header())?;
     let mut id = Vec::with_capacity(24);

@@ -95,6 +95,12 @@ impl Engine {
             manifest_sha256: hex::encode(Sha256::digest(manifest.to_bytes())),
         });
         store.commit(date, &state)?;
+        tracing::info!(
+            %mode,
+            %date,
+            seconds = started.elapsed().as_secs_f64(),
+            "batch committed"
+        );
         Ok(Outcome {
             created: true,
             dir,

@@ -13,7 +13,10 @@ fn with_history() -> Sandbox {
     sb
 }
 
-fn assert_untouched(sb: &Sandbox, before: &std::collections::BTreeMap<std::path::PathBuf, Option<Vec<u8>>>) {
+fn assert_untouched(
+    sb: &Sandbox,
+    before: &std::collections::BTreeMap<std::path::PathBuf, Option<Vec<u8>>>,
+) {
     assert_eq!(&sb.tree(), before, "data/ or state/ changed");
 }
 
@@ -29,9 +32,24 @@ fn invalid_dates_are_refused() {
     ] {
         let err = sb.fails(&["generate", "--mode", "sample", "--date", date]);
         assert!(err.contains(date) && err.contains(why), "{date}: {err}");
-        assert_eq!(err.trim().lines().filter(|l| l.starts_with("error")).count(), 1, "{err}");
+        assert_eq!(
+            err.trim()
+                .lines()
+                .filter(|l| l.starts_with("error"))
+                .count(),
+            1,
+            "{err}"
+        );
     }
-    let err = sb.fails(&["generate", "--mode", "sample", "--from", "2026-02-10", "--to", "2026-02-09"]);
+    let err = sb.fails(&[
+        "generate",
+        "--mode",
+        "sample",
+        "--from",
+        "2026-02-10",
+        "--to",
+        "2026-02-09",
+    ]);
     assert!(err.contains("is after --to"), "{err}");
     assert_untouched(&sb, &before);
 }
@@ -41,7 +59,10 @@ fn unknown_modes_are_refused() {
     let sb = with_history();
     let before = sb.tree();
     let err = sb.fails(&["generate", "--mode", "full", "--date", "2026-02-09"]);
-    assert!(err.contains("'full'") && err.contains("raw, sample"), "{err}");
+    assert!(
+        err.contains("'full'") && err.contains("raw, sample"),
+        "{err}"
+    );
     assert_untouched(&sb, &before);
 }
 
@@ -52,20 +73,39 @@ fn an_invalid_or_unreadable_config_names_the_key_and_why() {
     let cases: [(&str, &[&str]); 5] = [
         ("seed: not-a-number\n", &["seed"]),
         ("volumes:\n  sample:\n    encounters: -3\n", &["encounters"]),
-        ("population:\n  returning_share: 1.5\n", &["population.returning_share", "between 0 and 1"]),
+        (
+            "population:\n  returning_share: 1.5\n",
+            &["population.returning_share", "between 0 and 1"],
+        ),
         ("surprise_key: 1\n", &["surprise_key"]),
         ("seed: [unclosed\n", &["config"]),
     ];
     for (yaml, expected) in cases {
         let path = sb.path().join("bad.yaml");
         std::fs::write(&path, yaml).unwrap();
-        let err = sb.fails(&["generate", "--mode", "sample", "--date", "2026-02-09", "--config", "bad.yaml"]);
+        let err = sb.fails(&[
+            "generate",
+            "--mode",
+            "sample",
+            "--date",
+            "2026-02-09",
+            "--config",
+            "bad.yaml",
+        ]);
         for word in expected {
             assert!(err.contains(word), "{yaml:?}: {err}");
         }
     }
     std::fs::remove_file(sb.path().join("bad.yaml")).unwrap();
-    let err = sb.fails(&["generate", "--mode", "sample", "--date", "2026-02-09", "--config", "missing.yaml"]);
+    let err = sb.fails(&[
+        "generate",
+        "--mode",
+        "sample",
+        "--date",
+        "2026-02-09",
+        "--config",
+        "missing.yaml",
+    ]);
     assert!(err.contains("missing.yaml"), "{err}");
 
     // Environment variables are a config layer too.
@@ -84,7 +124,11 @@ fn an_invalid_or_unreadable_config_names_the_key_and_why() {
 fn env_and_flags_override_the_config_file_in_order() {
     let sb = Sandbox::new();
     std::fs::create_dir(sb.path().join("config")).unwrap();
-    std::fs::write(sb.path().join("config/default.yaml"), "volumes:\n  sample:\n    encounters: 5\n    jitter: 0\n    weekend_factor: 1\n").unwrap();
+    std::fs::write(
+        sb.path().join("config/default.yaml"),
+        "volumes:\n  sample:\n    encounters: 5\n    jitter: 0\n    weekend_factor: 1\n",
+    )
+    .unwrap();
     let out = sb.ok(&["generate", "--mode", "sample", "--date", "2026-02-09"]);
     assert!(out.contains(" 5 encounters"), "file layer: {out}");
     let out = sb
@@ -93,8 +137,19 @@ fn env_and_flags_override_the_config_file_in_order() {
         .env("DATAGEN__VOLUMES__SAMPLE__ENCOUNTERS", "7")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains(" 7 encounters"), "env layer");
-    let out = sb.ok(&["generate", "--mode", "sample", "--date", "2026-02-11", "--encounters", "9"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(" 7 encounters"),
+        "env layer"
+    );
+    let out = sb.ok(&[
+        "generate",
+        "--mode",
+        "sample",
+        "--date",
+        "2026-02-11",
+        "--encounters",
+        "9",
+    ]);
     assert!(out.contains(" 9 encounters"), "flag layer: {out}");
 }
 
@@ -105,16 +160,31 @@ fn corrupt_or_truncated_state_is_refused_with_file_and_line_and_never_regenerate
     let ledger = "state/sample/ledger.csv";
     type Damage = fn(&str) -> String;
     let cases: [(&str, Damage, &str); 6] = [
-        (master, |s| s.replacen(",female,", ",femal,", 1).replacen(",male,", ",mal,", 1), "line"),
-        (master, |s| {
-            let mut lines: Vec<&str> = s.lines().collect();
-            lines.pop();
-            lines.join("\n") + "\n"
-        }, "truncated"),
+        (
+            master,
+            |s| {
+                s.replacen(",female,", ",femal,", 1)
+                    .replacen(",male,", ",mal,", 1)
+            },
+            "line",
+        ),
+        (
+            master,
+            |s| {
+                let mut lines: Vec<&str> = s.lines().collect();
+                lines.pop();
+                lines.join("\n") + "\n"
+            },
+            "truncated",
+        ),
         (master, |s| s[..s.len() - 7].to_string(), "line"),
         (counter, |s| s.trim_end().to_string(), "line 1"),
         (counter, |_| "12x\n".into(), "line 1"),
-        (ledger, |s| s.replacen("2026-02-08", "2026-02-31", 1), "line 2"),
+        (
+            ledger,
+            |s| s.replacen("2026-02-08", "2026-02-31", 1),
+            "line 2",
+        ),
     ];
     for (file, damage, expected) in cases {
         let sb = with_history();
@@ -123,7 +193,10 @@ fn corrupt_or_truncated_state_is_refused_with_file_and_line_and_never_regenerate
         std::fs::write(&path, damage(&text)).unwrap();
         let before = sb.tree();
         let err = sb.fails(&["generate", "--mode", "sample", "--date", "2026-02-09"]);
-        assert!(err.contains(file) && err.contains(expected) && err.contains("corrupt state file"), "{file}: {err}");
+        assert!(
+            err.contains(file) && err.contains(expected) && err.contains("corrupt state file"),
+            "{file}: {err}"
+        );
         assert_untouched(&sb, &before);
     }
 }
@@ -132,7 +205,15 @@ fn corrupt_or_truncated_state_is_refused_with_file_and_line_and_never_regenerate
 fn a_missing_data_directory_is_refused() {
     let sb = with_history();
     let before = sb.tree();
-    let err = sb.fails(&["generate", "--mode", "sample", "--date", "2026-02-09", "--data-dir", "no/such/parent/data"]);
+    let err = sb.fails(&[
+        "generate",
+        "--mode",
+        "sample",
+        "--date",
+        "2026-02-09",
+        "--data-dir",
+        "no/such/parent/data",
+    ]);
     assert!(err.contains("no/such/parent/data"), "{err}");
     assert_untouched(&sb, &before);
     assert!(!sb.path().join("no").exists());
@@ -145,7 +226,11 @@ fn a_read_only_data_directory_is_refused() {
     let mut cmd = if is_root() {
         // root writes anywhere: run as nobody, who owns the state but not the data.
         for path in walk_all(sb.path()) {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(if path.is_dir() { 0o755 } else { 0o644 })).unwrap();
+            std::fs::set_permissions(
+                &path,
+                std::fs::Permissions::from_mode(if path.is_dir() { 0o755 } else { 0o644 }),
+            )
+            .unwrap();
         }
         for path in walk_all(&sb.path().join("state")) {
             std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
@@ -167,7 +252,10 @@ fn a_read_only_data_directory_is_refused() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("data") && err.contains("Permission denied"), "{err}");
+    assert!(
+        err.contains("data") && err.contains("Permission denied"),
+        "{err}"
+    );
     assert_untouched(&sb, &before);
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
@@ -195,12 +283,23 @@ fn a_disk_write_failure_midway_leaves_nothing_behind() {
         .current_dir(sb.path())
         .env("RUST_LOG", "warn")
         .args(["-c", "trap '' XFSZ; ulimit -f 48; exec \"$0\" \"$@\"", BIN])
-        .args(["generate", "--mode", "sample", "--date", "2026-02-09", "--encounters", "300"])
+        .args([
+            "generate",
+            "--mode",
+            "sample",
+            "--date",
+            "2026-02-09",
+            "--encounters",
+            "300",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("vitals.csv") && err.contains("File too large"), "{err}");
+    assert!(
+        err.contains("vitals.csv") && err.contains("File too large"),
+        "{err}"
+    );
     assert_untouched(&sb, &before);
 
     // Nothing was lost: the same date generates fine afterwards.

@@ -12,7 +12,11 @@ fn every_row_of_every_file_matches_its_schema_in_both_modes() {
     let sb = Sandbox::new();
     for mode in ["sample", "raw"] {
         for date in &DATES[..2] {
-            let extra: &[&str] = if mode == "raw" { &["--encounters", "400", "--new-patients", "150"] } else { &[] };
+            let extra: &[&str] = if mode == "raw" {
+                &["--encounters", "400", "--new-patients", "150"]
+            } else {
+                &[]
+            };
             sb.generate(mode, date, extra);
             let dir = sb.batch(mode, date);
             let listing: BTreeSet<String> = std::fs::read_dir(&dir)
@@ -21,7 +25,14 @@ fn every_row_of_every_file_matches_its_schema_in_both_modes() {
                 .collect();
             assert_eq!(
                 listing,
-                ["_manifest.json", "encounters.csv", "patients.csv", "vitals.csv"].map(String::from).into()
+                [
+                    "_manifest.json",
+                    "encounters.csv",
+                    "patients.csv",
+                    "vitals.csv"
+                ]
+                .map(String::from)
+                .into()
             );
             // The validator checks each row against the JSON Schema and the
             // manifest's sizes, checksums and counts.
@@ -40,8 +51,14 @@ fn assert_header_matches_schema(csv_path: &std::path::Path, dataset: &str) {
     let schema_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("schemas")
         .join(format!("{dataset}.schema.json"));
-    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
-    let properties: Vec<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
+    let properties: Vec<String> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     let required: Vec<String> = schema["required"]
         .as_array()
         .unwrap()
@@ -67,22 +84,50 @@ fn ids_stay_unique_and_stable_across_dates_and_counters_advance() {
         let master = read_csv(&sb.state("sample").join("patients_master.csv"));
 
         // Encounter IDs continue the previous date's counter without gaps.
-        let numbers: Vec<u64> = encounters.rows.iter().map(|r| r["encounter_id"][1..].parse().unwrap()).collect();
-        assert_eq!(numbers, ((last_encounter + 1)..=(last_encounter + numbers.len() as u64)).collect::<Vec<_>>());
+        let numbers: Vec<u64> = encounters
+            .rows
+            .iter()
+            .map(|r| r["encounter_id"][1..].parse().unwrap())
+            .collect();
+        assert_eq!(
+            numbers,
+            ((last_encounter + 1)..=(last_encounter + numbers.len() as u64)).collect::<Vec<_>>()
+        );
         last_encounter += numbers.len() as u64;
-        let counter = std::fs::read_to_string(sb.state("sample").join("encounter_id_counter.txt")).unwrap();
+        let counter =
+            std::fs::read_to_string(sb.state("sample").join("encounter_id_counter.txt")).unwrap();
         assert_eq!(counter, format!("{last_encounter}\n"));
         for r in &encounters.rows {
-            assert!(all_encounters.insert(r["encounter_id"].clone()), "reused {}", r["encounter_id"]);
+            assert!(
+                all_encounters.insert(r["encounter_id"].clone()),
+                "reused {}",
+                r["encounter_id"]
+            );
         }
 
         // Earlier patients keep their ID and identity; only the postal code may change.
         for (old, new) in master_before.iter().zip(&master.rows) {
-            for column in ["patient_id", "mrn", "first_name", "last_name", "sex", "birth_date", "registered_date"] {
-                assert_eq!(old[column], new[column], "{column} changed for {}", old["patient_id"]);
+            for column in [
+                "patient_id",
+                "mrn",
+                "first_name",
+                "last_name",
+                "sex",
+                "birth_date",
+                "registered_date",
+            ] {
+                assert_eq!(
+                    old[column], new[column],
+                    "{column} changed for {}",
+                    old["patient_id"]
+                );
             }
         }
-        let ids: Vec<String> = master.rows.iter().map(|r| r["patient_id"].clone()).collect();
+        let ids: Vec<String> = master
+            .rows
+            .iter()
+            .map(|r| r["patient_id"].clone())
+            .collect();
         let expected: Vec<String> = (1..=ids.len()).map(|n| format!("P{n:08}")).collect();
         assert_eq!(ids, expected, "patient ids are 1..n without gaps");
 
@@ -93,16 +138,41 @@ fn ids_stay_unique_and_stable_across_dates_and_counters_advance() {
             .filter(|r| r["registered_date"] == date)
             .map(|r| r["patient_id"].clone())
             .collect();
-        let seen_today: BTreeSet<String> = encounters.rows.iter().map(|r| r["patient_id"].clone()).collect();
-        let snapshot: Vec<String> = patients.rows.iter().map(|r| r["patient_id"].clone()).collect();
+        let seen_today: BTreeSet<String> = encounters
+            .rows
+            .iter()
+            .map(|r| r["patient_id"].clone())
+            .collect();
+        let snapshot: Vec<String> = patients
+            .rows
+            .iter()
+            .map(|r| r["patient_id"].clone())
+            .collect();
         let expected: Vec<String> = registered_today.union(&seen_today).cloned().collect();
-        assert_eq!(snapshot, expected, "{date}: snapshot membership (sorted, once each)");
-        let by_id: HashMap<&str, &HashMap<String, String>> =
-            master.rows.iter().map(|r| (r["patient_id"].as_str(), r)).collect();
+        assert_eq!(
+            snapshot, expected,
+            "{date}: snapshot membership (sorted, once each)"
+        );
+        let by_id: HashMap<&str, &HashMap<String, String>> = master
+            .rows
+            .iter()
+            .map(|r| (r["patient_id"].as_str(), r))
+            .collect();
         for p in &patients.rows {
             let m = by_id[p["patient_id"].as_str()];
-            for column in ["mrn", "first_name", "last_name", "sex", "birth_date", "postal_code", "registered_date"] {
-                assert_eq!(p[column], m[column], "snapshot {column} agrees with the master");
+            for column in [
+                "mrn",
+                "first_name",
+                "last_name",
+                "sex",
+                "birth_date",
+                "postal_code",
+                "registered_date",
+            ] {
+                assert_eq!(
+                    p[column], m[column],
+                    "snapshot {column} agrees with the master"
+                );
             }
             assert_eq!(p["snapshot_date"], date);
         }
@@ -115,12 +185,19 @@ fn ids_stay_unique_and_stable_across_dates_and_counters_advance() {
             .map(|r| {
                 (
                     r["encounter_id"].as_str(),
-                    (r["patient_id"].as_str(), timestamp(&r["admit_time"]), timestamp(&r["discharge_time"])),
+                    (
+                        r["patient_id"].as_str(),
+                        timestamp(&r["admit_time"]),
+                        timestamp(&r["discharge_time"]),
+                    ),
                 )
             })
             .collect();
         for r in &encounters.rows {
-            assert!(r["admit_time"].starts_with(date), "admitted on the batch date");
+            assert!(
+                r["admit_time"].starts_with(date),
+                "admitted on the batch date"
+            );
         }
         assert!(!vitals.rows.is_empty());
         for v in &vitals.rows {
@@ -128,7 +205,11 @@ fn ids_stay_unique_and_stable_across_dates_and_counters_advance() {
             assert_eq!(v["patient_id"], patient);
             assert!(snapshot.contains(&v["patient_id"]));
             let at = timestamp(&v["measured_at"]);
-            assert!(admit <= at && at <= discharge, "{} outside its window", v["vital_id"]);
+            assert!(
+                admit <= at && at <= discharge,
+                "{} outside its window",
+                v["vital_id"]
+            );
             assert!(v["vital_id"].starts_with(&v["encounter_id"]));
         }
         master_before = master.rows;
@@ -140,8 +221,16 @@ fn some_returning_patients_move_and_the_snapshot_shows_the_new_postal_code() {
     let sb = Sandbox::new();
     let mut codes: HashMap<String, String> = HashMap::new();
     let mut moved = 0;
-    for (i, date) in ["2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05"].iter().enumerate() {
-        let extra = ["--new-patients", if i == 0 { "1500" } else { "100" }, "--encounters", "1500"];
+    for (i, date) in ["2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05"]
+        .iter()
+        .enumerate()
+    {
+        let extra = [
+            "--new-patients",
+            if i == 0 { "1500" } else { "100" },
+            "--encounters",
+            "1500",
+        ];
         sb.generate("raw", date, &extra);
         for p in read_csv(&sb.batch("raw", date).join("patients.csv")).rows {
             if let Some(old) = codes.insert(p["patient_id"].clone(), p["postal_code"].clone())
@@ -172,7 +261,8 @@ fn two_fresh_runs_of_the_same_dates_are_byte_identical() {
     // A different seed gives different data.
     let c = Sandbox::new();
     c.generate("sample", DATES[0], &["--seed", "7"]);
-    let vitals = |sb: &Sandbox| std::fs::read(sb.batch("sample", DATES[0]).join("vitals.csv")).unwrap();
+    let vitals =
+        |sb: &Sandbox| std::fs::read(sb.batch("sample", DATES[0]).join("vitals.csv")).unwrap();
     assert_ne!(vitals(&a), vitals(&c));
 }
 
@@ -199,25 +289,47 @@ fn a_backfilled_earlier_date_never_sees_later_patients() {
     let earlier = read_csv(&sb.batch("sample", "2026-02-09").join("encounters.csv"));
     assert!(!earlier.rows.is_empty());
     for e in earlier.rows {
-        assert!(!later.contains(&e["patient_id"]), "{} seen before registration", e["patient_id"]);
+        assert!(
+            !later.contains(&e["patient_id"]),
+            "{} seen before registration",
+            e["patient_id"]
+        );
     }
     // IDs keep growing in generation order, not date order.
-    let first_earlier = read_csv(&sb.batch("sample", "2026-02-09").join("encounters.csv")).rows[0]["encounter_id"].clone();
-    let last_later = read_csv(&sb.batch("sample", "2026-02-10").join("encounters.csv")).rows.last().unwrap()["encounter_id"].clone();
+    let first_earlier = read_csv(&sb.batch("sample", "2026-02-09").join("encounters.csv")).rows[0]
+        ["encounter_id"]
+        .clone();
+    let last_later = read_csv(&sb.batch("sample", "2026-02-10").join("encounters.csv"))
+        .rows
+        .last()
+        .unwrap()["encounter_id"]
+        .clone();
     assert!(first_earlier > last_later);
 }
 
 #[test]
 fn a_range_is_generated_in_date_order_with_plain_progress_lines() {
     let sb = Sandbox::new();
-    let out = sb.command()
-        .args(["generate", "--mode", "sample", "--from", "2026-02-01", "--to", "2026-02-03"])
+    let out = sb
+        .command()
+        .args([
+            "generate",
+            "--mode",
+            "sample",
+            "--from",
+            "2026-02-01",
+            "--to",
+            "2026-02-03",
+        ])
         .env("RUST_LOG", "info")
         .output()
         .unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let created: Vec<&str> = stdout.lines().filter(|l| l.starts_with("created")).collect();
+    let created: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("created"))
+        .collect();
     assert_eq!(created.len(), 3, "{stdout}");
     assert!(created[0].contains("2026-02-01") && created[2].contains("2026-02-03"));
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -232,19 +344,36 @@ fn sample_and_raw_keep_separate_state() {
     let sb = Sandbox::new();
     sb.generate("raw", DATES[0], &["--encounters", "50"]);
     sb.generate("sample", DATES[0], &[]);
-    let first = read_csv(&sb.batch("sample", DATES[0]).join("encounters.csv")).rows[0]["encounter_id"].clone();
-    assert_eq!(first, "E0000000001", "sample mode does not shift raw IDs (nor the reverse)");
+    let first =
+        read_csv(&sb.batch("sample", DATES[0]).join("encounters.csv")).rows[0]["encounter_id"]
+            .clone();
+    assert_eq!(
+        first, "E0000000001",
+        "sample mode does not shift raw IDs (nor the reverse)"
+    );
 }
 
 #[test]
 fn every_command_has_help() {
     let sb = Sandbox::new();
-    for args in [vec!["--help"], vec!["generate", "--help"], vec!["validate", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["generate", "--help"],
+        vec!["validate", "--help"],
+    ] {
         let out = sb.ok(&args);
         assert!(out.contains("Usage: datagen"), "{out}");
     }
     let out = sb.ok(&["generate", "--help"]);
-    for flag in ["--config", "--data-dir", "--state-dir", "--new-patients", "--encounters", "--from", "--to"] {
+    for flag in [
+        "--config",
+        "--data-dir",
+        "--state-dir",
+        "--new-patients",
+        "--encounters",
+        "--from",
+        "--to",
+    ] {
         assert!(out.contains(flag), "generate --help lacks {flag}");
     }
 }

@@ -126,14 +126,19 @@ impl Sandbox {
 }
 
 fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     out.insert(dir.strip_prefix(base).unwrap().to_path_buf(), None);
     for entry in entries {
         let path = entry.unwrap().path();
         if path.is_dir() {
             walk(&path, base, out);
         } else {
-            out.insert(path.strip_prefix(base).unwrap().to_path_buf(), Some(std::fs::read(&path).unwrap()));
+            out.insert(
+                path.strip_prefix(base).unwrap().to_path_buf(),
+                Some(std::fs::read(&path).unwrap()),
+            );
         }
     }
 }
@@ -151,7 +156,11 @@ pub fn read_csv(path: &Path) -> Table {
         .records()
         .map(|r| {
             let r = r.unwrap();
-            header.iter().cloned().zip(r.iter().map(String::from)).collect()
+            header
+                .iter()
+                .cloned()
+                .zip(r.iter().map(String::from))
+                .collect()
         })
         .collect();
     Table { header, rows }

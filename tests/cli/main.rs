@@ -1,8 +1,12 @@
 //! Black-box tests of the `datagen` binary: each test runs the real
 //! executable in its own temp directory.
 
+// Test code may panic on anything unexpected: that is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod bad_input;
 mod batches;
 mod helpers;
+mod realism;
 mod recovery;
 mod validate;

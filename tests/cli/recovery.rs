@@ -11,7 +11,15 @@ const D2: &str = "2026-02-09";
 const D3: &str = "2026-02-10";
 
 fn args(date: &str) -> Vec<&str> {
-    vec!["generate", "--mode", "sample", "--date", date, "--encounters", "300"]
+    vec![
+        "generate",
+        "--mode",
+        "sample",
+        "--date",
+        date,
+        "--encounters",
+        "300",
+    ]
 }
 
 /// The bytes of an uninterrupted run of D1, D2, D3.
@@ -26,7 +34,14 @@ fn reference() -> std::collections::BTreeMap<std::path::PathBuf, String> {
 #[test]
 fn a_run_killed_at_any_step_leaves_all_or_nothing_and_the_rerun_matches() {
     let expected = reference();
-    for point in ["vitals", "staged", "journaled", "committed", "published", "applied"] {
+    for point in [
+        "vitals",
+        "staged",
+        "journaled",
+        "committed",
+        "published",
+        "applied",
+    ] {
         let sb = Sandbox::new();
         sb.ok(&args(D1));
         let before = sb.tree();
@@ -37,7 +52,10 @@ fn a_run_killed_at_any_step_leaves_all_or_nothing_and_the_rerun_matches() {
         // What a reader sees right after the crash: D2 is either absent or complete.
         let d2 = sb.batch("sample", D2);
         if d2.exists() {
-            assert!(["published", "applied"].contains(&point), "{point}: batch visible before the commit point");
+            assert!(
+                ["published", "applied"].contains(&point),
+                "{point}: batch visible before the commit point"
+            );
             sb.ok(&["validate", d2.to_str().unwrap()]);
         } else {
             assert!(
@@ -46,20 +64,42 @@ fn a_run_killed_at_any_step_leaves_all_or_nothing_and_the_rerun_matches() {
             );
         }
         for (path, content) in &before {
-            if path.starts_with("state") && content.is_some() && ["vitals", "staged"].contains(&point) {
-                assert_eq!(sb.tree().get(path), Some(content), "{point}: {} changed", path.display());
+            if path.starts_with("state")
+                && content.is_some()
+                && ["vitals", "staged"].contains(&point)
+            {
+                assert_eq!(
+                    sb.tree().get(path),
+                    Some(content),
+                    "{point}: {} changed",
+                    path.display()
+                );
             }
         }
 
         // The next run recovers (logging it) and the sequence completes as if
         // nothing had happened.
         let out = sb.command().args(args(D2)).output().unwrap();
-        assert!(out.status.success(), "{point}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("recovery:"), "{point}: recovery not logged: {stderr}");
+        assert!(
+            stderr.contains("recovery:"),
+            "{point}: recovery not logged: {stderr}"
+        );
         sb.ok(&args(D3));
-        assert_eq!(sb.digests(), expected, "{point}: bytes differ from an uninterrupted run");
-        assert!(!sb.path().join("data/.staging").exists(), "{point}: staging left behind");
+        assert_eq!(
+            sb.digests(),
+            expected,
+            "{point}: bytes differ from an uninterrupted run"
+        );
+        assert!(
+            !sb.path().join("data/.staging").exists(),
+            "{point}: staging left behind"
+        );
     }
 }
 
@@ -93,22 +133,47 @@ fn a_second_writer_waits_for_the_lock_or_fails_clearly() {
     // Same mode: a short timeout gives up with a clear message, having written nothing.
     let before = sb.tree();
     let started = Instant::now();
-    let err = sb.fails(&["generate", "--mode", "sample", "--date", D3, "--lock-timeout", "1"]);
+    let err = sb.fails(&[
+        "generate",
+        "--mode",
+        "sample",
+        "--date",
+        D3,
+        "--lock-timeout",
+        "1",
+    ]);
     assert!(err.contains("locked by another datagen process"), "{err}");
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(sb.tree(), before);
 
     // The other mode is not blocked.
-    sb.ok(&["generate", "--mode", "raw", "--date", D1, "--encounters", "20"]);
+    sb.ok(&[
+        "generate",
+        "--mode",
+        "raw",
+        "--date",
+        D1,
+        "--encounters",
+        "20",
+    ]);
 
     // A patient writer waits, then proceeds once the holder is gone (here:
     // killed, so it also recovers the holder's half-done batch).
-    let waiter = sb.command().args(args(D3)).arg("--lock-timeout").arg("60").spawn().unwrap();
+    let waiter = sb
+        .command()
+        .args(args(D3))
+        .arg("--lock-timeout")
+        .arg("60")
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     holder.kill().unwrap();
     holder.wait().unwrap();
     let out = waiter.wait_with_output().unwrap();
     assert!(out.status.success());
     assert!(sb.batch("sample", D3).exists());
-    assert!(!sb.batch("sample", D2).exists(), "the killed holder's uncommitted batch was rolled back");
+    assert!(
+        !sb.batch("sample", D2).exists(),
+        "the killed holder's uncommitted batch was rolled back"
+    );
 }

@@ -17,7 +17,10 @@ fn a_changed_byte_fails_the_checksum() {
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replacen("-V001,", "-V001 ,", 1)).unwrap();
     let err = sb.fails(&["validate", dir.to_str().unwrap()]);
-    assert!(err.contains("vitals.csv") && err.contains("sha256"), "{err}");
+    assert!(
+        err.contains("vitals.csv") && err.contains("sha256"),
+        "{err}"
+    );
 }
 
 /// Rewrites a file and fixes its manifest entry, as a careless producer
@@ -28,14 +31,19 @@ fn tamper(dir: &std::path::Path, file: &str, edit: impl Fn(&str) -> String) {
     let text = edit(&std::fs::read_to_string(&path).unwrap());
     std::fs::write(&path, &text).unwrap();
     let manifest_path = dir.join("_manifest.json");
-    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     for entry in manifest["files"].as_array_mut().unwrap() {
         if entry["name"] == file {
             entry["bytes"] = text.len().into();
             entry["sha256"] = hex::encode(sha2::Sha256::digest(text.as_bytes())).into();
         }
     }
-    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -49,7 +57,10 @@ fn schema_violations_name_file_line_and_column() {
         lines.join("\n") + "\n"
     });
     let err = sb.fails(&["validate", dir.to_str().unwrap()]);
-    assert!(err.contains("vitals.csv line 4") && err.contains("heart_rate") && err.contains("400"), "{err}");
+    assert!(
+        err.contains("vitals.csv line 4") && err.contains("heart_rate") && err.contains("400"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -61,7 +72,10 @@ fn broken_links_and_counts_are_caught() {
         lines.join("\n") + "\n"
     });
     let err = sb.fails(&["validate", dir.to_str().unwrap()]);
-    assert!(err.contains("patients.csv") && err.contains("rows, the manifest says"), "{err}");
+    assert!(
+        err.contains("patients.csv") && err.contains("rows, the manifest says"),
+        "{err}"
+    );
     assert!(err.contains("is not in patients.csv"), "{err}");
 }
 
@@ -70,7 +84,10 @@ fn a_missing_manifest_or_stray_file_is_reported() {
     let (sb, dir) = batch();
     std::fs::write(dir.join("extra.csv"), "x\n").unwrap();
     let err = sb.fails(&["validate", dir.to_str().unwrap()]);
-    assert!(err.contains("extra.csv") && err.contains("not listed"), "{err}");
+    assert!(
+        err.contains("extra.csv") && err.contains("not listed"),
+        "{err}"
+    );
     std::fs::remove_file(dir.join("_manifest.json")).unwrap();
     let err = sb.fails(&["validate", dir.to_str().unwrap()]);
     assert!(err.contains("_manifest.json"), "{err}");
