@@ -63,6 +63,14 @@ pub enum Command {
         /// A batch directory, e.g. data/sample/2026-02-08
         dir: PathBuf,
     },
+    /// Run the HTTP service until SIGTERM or SIGINT
+    Serve {
+        /// Address to listen on [default: from config, 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR:PORT")]
+        bind: Option<String>,
+    },
+    /// Print the OpenAPI document of the HTTP service
+    Openapi,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +154,7 @@ pub fn load_config(global: &GlobalArgs) -> Result<Config, Error> {
         state_dir: global.state_dir.clone(),
         seed: global.seed,
         lock_timeout_secs: global.lock_timeout,
+        bind: None,
     });
     Ok(config)
 }
@@ -158,7 +167,42 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { dir } => Ok(validate(&dir)),
+        Command::Serve { bind } => {
+            let mut config = load_config(&cli.global)?;
+            if let Some(bind) = bind {
+                config.apply(&CliOverrides {
+                    bind: Some(bind),
+                    ..Default::default()
+                });
+            }
+            serve(config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => {
+            print!("{}", crate::http::openapi_json());
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn serve(config: Config) -> Result<(), Error> {
+    let bind = config.server.bind.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::InvalidInput(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .map_err(|e| Error::InvalidInput(format!("cannot listen on {bind}: {e}")))?;
+        crate::http::run(
+            listener,
+            Engine::new(config),
+            crate::http::shutdown_signal(),
+        )
+        .await
+        .map_err(|e| Error::InvalidInput(format!("server failed: {e}")))
+    })
 }
 
 fn generate(engine: &Engine, args: &GenerateArgs) -> Result<(), Error> {

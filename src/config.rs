@@ -27,6 +27,8 @@ pub struct Config {
     pub seed: u64,
     pub paths: PathsConfig,
     pub state: StateConfig,
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
     pub volumes: Volumes,
     pub population: Population,
     pub missing: MissingRates,
@@ -44,6 +46,24 @@ pub struct PathsConfig {
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     pub lock_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub max_encounters: u32,
+    pub max_new_patients: u32,
+    pub request_timeout_secs: u64,
+    pub concurrency_limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Bearer token required on mutating routes; `None` disables auth.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -197,6 +217,7 @@ pub struct CliOverrides {
     pub state_dir: Option<PathBuf>,
     pub seed: Option<u64>,
     pub lock_timeout_secs: Option<u64>,
+    pub bind: Option<String>,
 }
 
 /// Where the config comes from besides the embedded defaults.
@@ -270,6 +291,9 @@ impl Config {
         if let Some(secs) = cli.lock_timeout_secs {
             self.state.lock_timeout_secs = secs;
         }
+        if let Some(bind) = &cli.bind {
+            self.server.bind = bind.clone();
+        }
     }
 
     pub fn volume(&self, mode: crate::model::Mode) -> &Volume {
@@ -327,6 +351,25 @@ impl Config {
             }
         }
 
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "server.bind: {:?} is not an ADDRESS:PORT socket address",
+                self.server.bind
+            ));
+        }
+        if self.server.concurrency_limit == 0 || self.server.request_timeout_secs == 0 {
+            return Err(
+                "server.concurrency_limit and server.request_timeout_secs: must be positive".into(),
+            );
+        }
+        if self
+            .auth
+            .token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err("auth.token: must not be empty (use null to disable auth)".into());
+        }
         for (name, v) in [("raw", &self.volumes.raw), ("sample", &self.volumes.sample)] {
             non_negative(&format!("volumes.{name}.weekend_factor"), v.weekend_factor)?;
             share(&format!("volumes.{name}.jitter"), v.jitter)?;

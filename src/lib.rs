@@ -1,19 +1,21 @@
 //! datagen: reproducible daily batches of synthetic clinical data.
 //!
-//! The library is the whole engine; the `datagen` binary (and, later, the HTTP
-//! service) only parse input and call it. Reading order follows the
+//! The library is the whole engine; the `datagen` binary and the HTTP service
+//! only parse input and call it. Reading order follows the
 //! generation contract:
 //! - [`config`]: the typed, layered configuration;
 //! - [`model`]: modes, dates, enumerations and ID formats;
 //! - [`generate`]: pure generation of patients, encounters and vitals;
 //! - [`pipeline`]: one batch end to end, through [`state`]'s crash-safe commit;
-//! - [`schema`] and [`validate`]: the file contracts and their enforcement.
+//! - [`schema`] and [`validate`]: the file contracts and their enforcement;
+//! - [`http`]: the HTTP service over the same engine.
 
 pub mod cli;
 pub mod config;
 pub mod crashpoint;
 pub mod error;
 pub mod generate;
+pub mod http;
 pub mod layout;
 pub mod manifest;
 pub mod model;

@@ -10,7 +10,7 @@ use crate::output::Written;
 
 pub const MANIFEST_FILE: &str = "_manifest.json";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub date: String,
@@ -19,26 +19,26 @@ pub struct Manifest {
     pub seed: u64,
     /// sha256 of the generation-shaping config (see `Config::fingerprint`).
     pub config_sha256: String,
-    /// IDs this batch took from the mode's counters (first..=last; absent when none).
+    /// IDs this batch took from the mode's counters (first..=last; null when none).
     pub ids: IdRanges,
     pub files: Vec<FileEntry>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Generator {
     pub name: String,
     pub version: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdRanges {
     pub new_patients: Option<[String; 2]>,
     pub encounters: Option<[String; 2]>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
     pub name: String,

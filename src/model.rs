@@ -13,7 +13,19 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// A batch's volume mode; each mode has its own data folder and its own state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Raw,

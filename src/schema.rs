@@ -9,7 +9,10 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value};
 
 /// A file of a batch, in generation order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Dataset {
     Patients,
     Encounters,
@@ -29,6 +32,11 @@ impl Dataset {
 
     pub fn parse(name: &str) -> Option<Dataset> {
         Dataset::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// The media type the file is served as.
+    pub fn media_type(self) -> &'static str {
+        "text/csv; charset=utf-8"
     }
 
     pub fn file_name(self) -> &'static str {

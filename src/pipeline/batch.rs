@@ -55,6 +55,8 @@ pub fn day_volumes<R: Rng + ?Sized>(
 
 /// Generates `date`'s batch into `staging` and advances `state` (patients
 /// added or moved, encounter counter); returns the manifest written.
+/// `on_file` is called with each staged file's path as soon as it is complete
+/// (synced), in contract order, the manifest last.
 pub fn build(
     config: &Config,
     mode: Mode,
@@ -62,6 +64,7 @@ pub fn build(
     overrides: &Overrides,
     state: &mut State,
     staging: &Path,
+    on_file: &mut dyn FnMut(&Path),
 ) -> Result<Manifest> {
     let seed = DaySeed::new(config.seed, mode, date);
     let volumes = day_volumes(
@@ -115,11 +118,20 @@ pub fn build(
         .collect();
 
     let mut ts = Timestamps::default();
-    let patients_file = timed(|| write_patients(staging, date, &state.patients, &snapshot))?;
-    let encounters_file =
-        timed(|| write_encounters(staging, config, &state.patients, &plan, &mut ts))?;
-    let vitals_file =
-        timed(|| write_vitals(staging, config, &seed, &state.patients, &plan, &mut ts))?;
+    // Each file is announced as soon as it is complete, in contract order.
+    let mut announce = |written: Written| {
+        on_file(&staging.join(&written.name));
+        written
+    };
+    let patients_file = announce(timed(|| {
+        write_patients(staging, date, &state.patients, &snapshot)
+    })?);
+    let encounters_file = announce(timed(|| {
+        write_encounters(staging, config, &state.patients, &plan, &mut ts)
+    })?);
+    let vitals_file = announce(timed(|| {
+        write_vitals(staging, config, &seed, &state.patients, &plan, &mut ts)
+    })?);
 
     let ids = IdRanges {
         new_patients: (volumes.new_patients > 0).then(|| {
@@ -155,6 +167,7 @@ pub fn build(
         ],
     };
     write_atomic(&staging.join(MANIFEST_FILE), &manifest.to_bytes())?;
+    on_file(&staging.join(MANIFEST_FILE));
     Ok(manifest)
 }
 

@@ -60,6 +60,20 @@ impl Engine {
     /// committed, returns it unchanged. Blocks while another process holds the
     /// mode's lock, up to the configured timeout.
     pub fn generate(&self, mode: Mode, date: BatchDate, overrides: &Overrides) -> Result<Outcome> {
+        self.generate_with(mode, date, overrides, &mut |_| {})
+    }
+
+    /// [`Engine::generate`], calling `on_file` with each new file's staged
+    /// path as soon as it is complete, so a caller can start streaming it (an
+    /// open handle stays valid across the commit's rename). Not called when
+    /// the batch already existed.
+    pub fn generate_with(
+        &self,
+        mode: Mode,
+        date: BatchDate,
+        overrides: &Overrides,
+        on_file: &mut dyn FnMut(&std::path::Path),
+    ) -> Result<Outcome> {
         let started = Instant::now();
         let timeout = Duration::from_secs(self.config.state.lock_timeout_secs);
         let store = StateStore::open(&self.layout, mode, timeout)?;
@@ -80,8 +94,15 @@ impl Engine {
 
         let mut state = store.load()?;
         let staging = store.begin(date)?;
-        let manifest = match batch::build(&self.config, mode, date, overrides, &mut state, &staging)
-        {
+        let manifest = match batch::build(
+            &self.config,
+            mode,
+            date,
+            overrides,
+            &mut state,
+            &staging,
+            on_file,
+        ) {
             Ok(manifest) => manifest,
             Err(e) => {
                 store.abort(date);

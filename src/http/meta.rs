@@ -1,0 +1,170 @@
+//! Everything about the service rather than the batches: liveness,
+//! readiness, metrics, the JSON Schemas and the OpenAPI document.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use super::extract::Path;
+use crate::model::Mode;
+use crate::schema::Dataset;
+use crate::state::StateLock;
+
+pub const TAG: &str = "service";
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// Liveness.
+///
+/// 200 while the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = TAG, responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness.
+///
+/// 200 when the config is loaded, the data and state directories are
+/// writable and no crash recovery is pending; 503 with the reason otherwise.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = TAG,
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Not ready; the detail says why", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn readyz(State(app): State<AppState>) -> Result<Json<Health>, ApiError> {
+    let probe = app.clone();
+    let problems = tokio::task::spawn_blocking(move || readiness(&probe))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    if problems.is_empty() {
+        Ok(Json(Health {
+            status: "ready".into(),
+        }))
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "Not ready",
+            problems.join("; "),
+        ))
+    }
+}
+
+fn readiness(app: &AppState) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !app.started() {
+        problems.push("start-up recovery has not finished".to_string());
+    }
+    let layout = app.engine().layout();
+    for dir in [&layout.data_dir, &layout.state_dir] {
+        let probe = dir.join(format!(".datagen-ready-{}", std::process::id()));
+        match std::fs::File::create_new(&probe) {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(e) => problems.push(format!("{} is not writable: {e}", dir.display())),
+        }
+    }
+    for mode in Mode::ALL {
+        let journal = layout.state_dir(mode).join(".txn");
+        let staging = layout.staging_root(mode);
+        if !(journal.exists() || staging.exists()) {
+            continue;
+        }
+        // Leftovers with nobody holding the lock are a crashed run's:
+        // recovery is pending until the next write to that mode.
+        let busy = app.mode_lock(mode).try_lock().is_err()
+            || StateLock::acquire(&layout.state_dir(mode), mode, Duration::ZERO).is_err();
+        if !busy {
+            problems.push(format!("{mode}: an interrupted batch awaits recovery"));
+        }
+    }
+    problems
+}
+
+/// Metrics.
+///
+/// Prometheus text format: batches by mode and outcome, rows written by
+/// dataset, generation duration, requests in flight.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = TAG,
+    responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain"))
+)]
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        app.metrics().render(),
+    )
+        .into_response()
+}
+
+/// A dataset's JSON Schema.
+///
+/// The JSON Schema (2020-12) that every row of the dataset's file conforms
+/// to; the order of `properties` is the column order.
+#[utoipa::path(
+    get,
+    path = "/schemas/{dataset}",
+    tag = TAG,
+    params(("dataset" = Dataset, Path, description = "The dataset")),
+    responses(
+        (status = 200, description = "The JSON Schema", body = Object, content_type = "application/schema+json"),
+        (status = 404, description = "Unknown dataset", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn schema(Path(dataset): Path<String>) -> Result<Response, ApiError> {
+    let dataset = Dataset::parse(&dataset).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "unknown dataset {dataset:?}: expected one of {}",
+            Dataset::ALL.map(Dataset::name).join(", ")
+        ))
+    })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/schema+json"),
+        )],
+        dataset.schema_text(),
+    )
+        .into_response())
+}
+
+/// This OpenAPI document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = TAG,
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
+)]
+pub async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        super::openapi_json(),
+    )
+        .into_response()
+}

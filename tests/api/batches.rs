@@ -1,0 +1,349 @@
+//! The batch routes over real HTTP.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use crate::helpers::{problem, sha256_hex, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn post_creates_a_batch_then_returns_the_same_manifest_with_200() {
+    let app = spawn_app().await;
+    let first = app.post("/batches/2026-02-08?mode=sample").await;
+    assert_eq!(first.status(), 201);
+    assert_eq!(
+        first.headers()["location"],
+        "/batches/2026-02-08?mode=sample"
+    );
+    assert_eq!(first.headers()["content-type"], "application/json");
+    let manifest: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(manifest["date"], "2026-02-08");
+    assert_eq!(manifest["mode"], "sample");
+    for file in manifest["files"].as_array().unwrap() {
+        let bytes = std::fs::read(
+            app.batch_dir("sample", "2026-02-08")
+                .join(file["name"].as_str().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(sha256_hex(&bytes), file["sha256"]);
+    }
+
+    let before = app.tree();
+    let again = app.post("/batches/2026-02-08?mode=sample").await;
+    assert_eq!(again.status(), 200);
+    let same: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(same, manifest);
+    assert_eq!(app.tree(), before, "nothing regenerated");
+
+    // The manifest is also readable with GET, and the mode defaults to raw.
+    let got: serde_json::Value = app
+        .get("/batches/2026-02-08?mode=sample")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, manifest);
+    problem(app.get("/batches/2026-02-08").await, 404).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_tar_stream_extracts_to_exactly_the_committed_bytes() {
+    let app = spawn_app().await;
+    for expected_status in [201, 200] {
+        let response = app
+            .client
+            .post(app.url("/batches/2026-02-09?mode=raw&encounters=800"))
+            .header("accept", "application/x-tar")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected_status);
+        assert_eq!(response.headers()["content-type"], "application/x-tar");
+        let body = response.bytes().await.unwrap();
+        let mut archive = tar::Archive::new(&body[..]);
+        let mut names = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).unwrap();
+            let name = path.strip_prefix("2026-02-09/").unwrap().to_string();
+            let on_disk = std::fs::read(app.batch_dir("raw", "2026-02-09").join(&name)).unwrap();
+            assert_eq!(content, on_disk, "{name}");
+            names.push(name);
+        }
+        assert_eq!(
+            names,
+            [
+                "patients.csv",
+                "encounters.csv",
+                "vitals.csv",
+                "_manifest.json"
+            ]
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(app.batch_dir("raw", "2026-02-09").join("_manifest.json")).unwrap(),
+        )
+        .unwrap();
+        for file in manifest["files"].as_array().unwrap() {
+            let on_disk = std::fs::read(
+                app.batch_dir("raw", "2026-02-09")
+                    .join(file["name"].as_str().unwrap()),
+            )
+            .unwrap();
+            assert_eq!(sha256_hex(&on_disk), file["sha256"]);
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_dataset_streams_as_csv() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/batches/2026-02-10?mode=sample&dataset=vitals"))
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    let body = response.bytes().await.unwrap();
+    assert_eq!(
+        &body[..],
+        &std::fs::read(app.batch_dir("sample", "2026-02-10").join("vitals.csv")).unwrap()[..]
+    );
+
+    let csv_without_dataset = app
+        .client
+        .post(app.url("/batches/2026-02-10?mode=sample"))
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert!(problem(csv_without_dataset, 400).await.contains("dataset"));
+    let dataset_without_csv = app
+        .post("/batches/2026-02-10?mode=sample&dataset=vitals")
+        .await;
+    assert!(problem(dataset_without_csv, 400).await.contains("text/csv"));
+    let unknown = app
+        .client
+        .post(app.url("/batches/2026-02-10?mode=sample&dataset=labz"))
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert!(problem(unknown, 400).await.contains("labz"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unsupported_accept_gets_406_and_writes_nothing() {
+    let app = spawn_app().await;
+    let before = app.tree();
+    let response = app
+        .client
+        .post(app.url("/batches/2026-02-10?mode=sample"))
+        .header("accept", "image/png")
+        .send()
+        .await
+        .unwrap();
+    assert!(problem(response, 406).await.contains("image/png"));
+    assert_eq!(app.tree(), before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn committed_files_support_etag_range_and_gzip() {
+    let app = spawn_app().await;
+    app.post("/batches/2026-02-11?mode=sample").await;
+    let path = app.batch_dir("sample", "2026-02-11").join("vitals.csv");
+    let on_disk = std::fs::read(&path).unwrap();
+    let url = app.url("/batches/2026-02-11/vitals?mode=sample");
+
+    let full = app.client.get(&url).send().await.unwrap();
+    assert_eq!(full.status(), 200);
+    let etag = full.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(etag, format!("\"{}\"", sha256_hex(&on_disk)));
+    assert!(full.headers().contains_key("last-modified"));
+    assert_eq!(full.bytes().await.unwrap(), on_disk);
+
+    let not_modified = app
+        .client
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), 304);
+
+    let range = app
+        .client
+        .get(&url)
+        .header("range", "bytes=10-109")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(range.status(), 206);
+    assert_eq!(range.bytes().await.unwrap(), on_disk[10..110]);
+
+    let gzipped = app
+        .client
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert_eq!(
+        gzipped.headers()["etag"].to_str().unwrap(),
+        format!("W/{etag}")
+    );
+    let compressed = gzipped.bytes().await.unwrap();
+    assert!(compressed.len() < on_disk.len() / 2 && compressed.starts_with(&[0x1f, 0x8b]));
+
+    // POSTs are never compressed, even when the client would accept it.
+    let post = app
+        .client
+        .post(app.url("/batches/2026-02-11?mode=sample"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(!post.headers().contains_key("content-encoding"));
+
+    problem(app.get("/batches/2026-02-11/labs?mode=sample").await, 404).await;
+    problem(app.get("/batches/2026-02-12/vitals?mode=sample").await, 404).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_list_shows_committed_batches_newest_first() {
+    let app = spawn_app().await;
+    for date in ["2026-02-09", "2026-02-11", "2026-02-10"] {
+        assert_eq!(
+            app.post(&format!("/batches/{date}?mode=sample"))
+                .await
+                .status(),
+            201
+        );
+    }
+    let list: serde_json::Value = app.get("/batches?mode=sample").await.json().await.unwrap();
+    let dates: Vec<&str> = list["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["date"].as_str().unwrap())
+        .collect();
+    assert_eq!(dates, ["2026-02-11", "2026-02-10", "2026-02-09"]);
+    let first = &list["batches"][0];
+    assert!(first["rows"]["vitals"].as_u64().unwrap() > 0);
+    assert!(first["created_at"].as_str().unwrap().ends_with('Z'));
+    let raw: serde_json::Value = app.get("/batches").await.json().await.unwrap();
+    assert_eq!(raw["batches"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_posts_of_one_date_generate_it_once() {
+    let app = spawn_app().await;
+    let requests = (0..8).map(|_| app.post("/batches/2026-03-01?mode=raw"));
+    let responses = futures_util::future::join_all(requests).await;
+    let mut statuses = Vec::new();
+    let mut manifests = HashSet::new();
+    for r in responses {
+        statuses.push(r.status().as_u16());
+        manifests.insert(r.text().await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 201]);
+    assert_eq!(manifests.len(), 1, "all got the same manifest");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_posts_of_different_dates_and_modes_keep_ids_unique() {
+    let app = spawn_app().await;
+    let dates = ["2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05"];
+    let paths: Vec<String> = dates
+        .iter()
+        .flat_map(|date| ["raw", "sample"].map(|mode| format!("/batches/{date}?mode={mode}")))
+        .collect();
+    for r in futures_util::future::join_all(paths.iter().map(|p| app.post(p))).await {
+        assert_eq!(r.status(), 201);
+    }
+    for mode in ["raw", "sample"] {
+        let mut encounters = HashSet::new();
+        let mut vitals = HashSet::new();
+        for date in dates {
+            let dir = app.batch_dir(mode, date);
+            let mut rdr = csv::Reader::from_path(dir.join("encounters.csv")).unwrap();
+            for r in rdr.records() {
+                assert!(
+                    encounters.insert(r.unwrap()[0].to_string()),
+                    "duplicate encounter id in {mode}"
+                );
+            }
+            let mut rdr = csv::Reader::from_path(dir.join("vitals.csv")).unwrap();
+            for r in rdr.records() {
+                assert!(
+                    vitals.insert(r.unwrap()[0].to_string()),
+                    "duplicate vital id in {mode}"
+                );
+            }
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_datagen"))
+                .arg("validate")
+                .arg(&dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let counter = std::fs::read_to_string(
+            app.dir
+                .path()
+                .join("state")
+                .join(mode)
+                .join("encounter_id_counter.txt"),
+        )
+        .unwrap();
+        assert_eq!(
+            counter.trim().parse::<usize>().unwrap(),
+            encounters.len(),
+            "{mode}: counter matches the encounters issued"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn per_request_volumes_are_exact_and_bounded() {
+    let app = spawn_app_with(&[("DATAGEN__SERVER__MAX_ENCOUNTERS", "100")]).await;
+    let ok: serde_json::Value = app
+        .post("/batches/2026-03-06?mode=raw&encounters=100&new_patients=40")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ok["files"][1]["rows"], 100);
+    let before = app.tree();
+    let detail = problem(
+        app.post("/batches/2026-03-07?mode=raw&encounters=101")
+            .await,
+        400,
+    )
+    .await;
+    assert!(
+        detail.contains("encounters=101") && detail.contains("100"),
+        "{detail}"
+    );
+    assert_eq!(app.tree(), before);
+    app.stop().await;
+}

@@ -1,0 +1,11 @@
+//! Black-box tests of the HTTP service: the real router served on an
+//! ephemeral loopback port (and the real binary where signals matter),
+//! talked to with a real HTTP client.
+
+// Test code may panic on anything unexpected: that is how it fails.
+#![allow(clippy::unwrap_used)]
+
+mod batches;
+mod errors;
+mod helpers;
+mod service;

@@ -1,0 +1,179 @@
+//! Schemas, the OpenAPI document, health, readiness, metrics, Swagger UI and
+//! graceful shutdown of the real binary.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{problem, spawn_app};
+
+#[tokio::test]
+async fn every_dataset_schema_is_served() {
+    let app = spawn_app().await;
+    for dataset in ["patients", "encounters", "vitals"] {
+        let response = app.get(&format!("/schemas/{dataset}")).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/schema+json"
+        );
+        let served = response.text().await.unwrap();
+        let on_disk = std::fs::read_to_string(format!(
+            "{}/schemas/{dataset}.schema.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        assert_eq!(served, on_disk);
+    }
+    assert!(
+        problem(app.get("/schemas/nope").await, 404)
+            .await
+            .contains("nope")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_committed_openapi_document_is_the_one_served_and_printed() {
+    let app = spawn_app().await;
+    let served = app.get("/openapi.json").await.text().await.unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .unwrap();
+    assert!(
+        served == committed,
+        "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json`"
+    );
+    let printed = Command::new(env!("CARGO_BIN_EXE_datagen"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(printed.stdout).unwrap(), committed);
+
+    let spec: serde_json::Value = serde_json::from_str(&served).unwrap();
+    for path in [
+        "/batches/{date}",
+        "/batches",
+        "/batches/{date}/{dataset}",
+        "/schemas/{dataset}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} undocumented");
+    }
+    let post = &spec["paths"]["/batches/{date}"]["post"];
+    for status in ["200", "201", "400", "401", "406", "500", "503"] {
+        assert!(
+            post["responses"][status].is_object(),
+            "POST {status} undocumented"
+        );
+    }
+    let content = &post["responses"]["201"]["content"];
+    for media in ["application/json", "application/x-tar", "text/csv"] {
+        assert!(content[media].is_object(), "{media} undocumented");
+    }
+
+    let docs = app.get("/docs/").await;
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("swagger"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = spawn_app().await;
+    let health: serde_json::Value = app.get("/healthz").await.json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(app.get("/readyz").await.status(), 200);
+
+    app.post("/batches/2026-02-08?mode=sample").await;
+    let metrics = app.get("/metrics").await;
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = metrics.text().await.unwrap();
+    for line in [
+        "datagen_batches_total{mode=\"sample\",outcome=\"created\"} 1",
+        "datagen_rows_written_total{dataset=\"vitals\"}",
+        "datagen_generation_duration_seconds_count{mode=\"sample\"} 1",
+        "datagen_http_requests_in_flight",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+
+    // A crashed writer's journal, with nobody holding the lock: recovery pending.
+    std::fs::create_dir(app.dir.path().join("state/raw/.txn")).unwrap();
+    let detail = problem(app.get("/readyz").await, 503).await;
+    assert!(
+        detail.contains("raw") && detail.contains("recovery"),
+        "{detail}"
+    );
+    // The next write to that mode recovers, and readiness returns.
+    assert_eq!(app.post("/batches/2026-02-08?mode=raw").await.status(), 201);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    app.stop().await;
+}
+
+/// The real binary: SIGTERM during a generation lets it commit, answer, and exit 0.
+#[test]
+fn sigterm_during_a_generation_finishes_the_commit_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_datagen"))
+        .current_dir(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("server exited early").unwrap();
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    // A batch big enough to still be generating when the signal lands.
+    let url =
+        format!("http://{address}/batches/2026-02-08?mode=raw&encounters=60000&new_patients=20000");
+    let request = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            reqwest::Client::new()
+                .post(url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+
+    assert_eq!(
+        request.join().unwrap().unwrap(),
+        201,
+        "the in-flight generation completed"
+    );
+    let status = server.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let batch = dir.path().join("data/raw/2026-02-08");
+    let out = Command::new(env!("CARGO_BIN_EXE_datagen"))
+        .arg("validate")
+        .arg(&batch)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
