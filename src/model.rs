@@ -96,23 +96,34 @@ impl FromStr for BatchDate {
             input: s.to_string(),
             reason: reason.to_string(),
         };
-        let b = s.as_bytes();
-        let shape_ok = b.len() == 10
-            && b[4] == b'-'
-            && b[7] == b'-'
-            && b.iter()
-                .enumerate()
-                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-        if !shape_ok {
+        if !has_date_shape(s) {
             return Err(invalid("expected a calendar date as YYYY-MM-DD"));
         }
-        let date = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map_err(|_| invalid("no such calendar date"))?;
+        let date = parse_iso_date(s).ok_or_else(|| invalid("no such calendar date"))?;
         if date.year() < 1900 {
             return Err(invalid("dates before 1900 are not supported"));
         }
         Ok(BatchDate(date))
     }
+}
+
+fn has_date_shape(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+/// Any real calendar date written exactly as `YYYY-MM-DD` (birth dates may
+/// predate the earliest batch date).
+pub fn parse_iso_date(s: &str) -> Option<NaiveDate> {
+    if !has_date_shape(s) {
+        return None;
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

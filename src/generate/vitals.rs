@@ -166,15 +166,16 @@ impl<'a> Series<'a> {
         for (i, x) in v.iter_mut().enumerate() {
             *x = self.baseline[i] + self.deviation[i] * trend + self.ar[i];
         }
-        v[TEMP] = v[TEMP].clamp(bounds::TEMPERATURE.0, bounds::TEMPERATURE.1);
+        v[TEMP] = soft_limit(v[TEMP], bounds::TEMPERATURE);
         v[HR] += FEVER_HR_PER_DEGREE * (v[TEMP] - 37.0).max(0.0);
-        v[HR] = v[HR].clamp(bounds::HEART_RATE.0, bounds::HEART_RATE.1);
-        v[SBP] = v[SBP].clamp(bounds::SYSTOLIC.0, bounds::SYSTOLIC.1);
+        v[HR] = soft_limit(v[HR], bounds::HEART_RATE);
+        v[SBP] = soft_limit(v[SBP], bounds::SYSTOLIC);
         let pulse_pressure =
             (v[SBP] - v[DBP]).clamp(bounds::PULSE_PRESSURE.0, bounds::PULSE_PRESSURE.1);
         v[DBP] = (v[SBP] - pulse_pressure).clamp(bounds::DIASTOLIC.0, bounds::DIASTOLIC.1);
-        v[RR] = v[RR].clamp(bounds::RESPIRATORY_RATE.0, bounds::RESPIRATORY_RATE.1);
-        v[SPO2] = v[SPO2].clamp(bounds::SPO2.0, bounds::SPO2.1);
+        v[RR] = soft_limit(v[RR], bounds::RESPIRATORY_RATE);
+        let (spo2_floor, spo2_ceiling, spo2_margin) = bounds::SPO2;
+        v[SPO2] = soft_limit(v[SPO2], (spo2_floor, f64::INFINITY, spo2_margin)).min(spo2_ceiling);
         v
     }
 

@@ -100,6 +100,7 @@ impl AppState {
         (name = "batches", description = "Generate batches and fetch their files"),
         (name = "service", description = "Health, metrics, schemas and this document"),
     ),
+    components(schemas(crate::schema::Dataset, Mode)),
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;

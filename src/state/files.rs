@@ -106,7 +106,7 @@ fn records(
 }
 
 fn date_field(path: &Path, line: u64, column: &str, s: &str) -> Result<NaiveDate> {
-    s.parse::<BatchDate>().map(BatchDate::date).map_err(|_| {
+    model::parse_iso_date(s).ok_or_else(|| {
         corrupt(
             path,
             Some(line),

@@ -377,3 +377,14 @@ fn every_command_has_help() {
         assert!(out.contains(flag), "generate --help lacks {flag}");
     }
 }
+
+#[test]
+fn patients_born_before_1900_survive_a_state_reload() {
+    // A 1900 batch registers patients born in the 1800s; the next date must
+    // read them back from the master.
+    let sb = Sandbox::new();
+    sb.generate("sample", "1900-01-01", &["--new-patients", "200"]);
+    sb.generate("sample", "1900-01-02", &[]);
+    let master = read_csv(&sb.state("sample").join("patients_master.csv"));
+    assert!(master.rows.iter().any(|r| r["birth_date"].as_str() < "1900-01-01"));
+}
