@@ -10,6 +10,7 @@ RUN mkdir -p src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
     && echo 'fn main() {}' > benches/batch.rs \
+    && echo 'fn main() {}' > benches/http.rs \
     && cargo build --release --locked --bin datagen \
     && rm -rf src benches
 COPY config ./config

@@ -347,3 +347,39 @@ async fn per_request_volumes_are_exact_and_bounded() {
     assert_eq!(app.tree(), before);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_large_tar_stream_starts_before_its_batch_is_committed() {
+    let app = spawn_app_with(&[("DATAGEN__SERVER__MAX_ENCOUNTERS", "60000")]).await;
+    let mut response = app
+        .client
+        .post(app.url("/batches/2026-02-12?mode=raw&encounters=60000&new_patients=20000"))
+        .header("accept", "application/x-tar")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let first = response.chunk().await.unwrap().unwrap();
+    // The first bytes are patients.csv's tar header, and they arrived while
+    // vitals were still being generated: nothing is committed yet.
+    assert_eq!(&first[..21], b"2026-02-12/patients.c");
+    assert!(
+        !app.batch_dir("raw", "2026-02-12").exists(),
+        "the stream waited for the commit"
+    );
+    let mut total = first.len();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        total += chunk.len();
+    }
+    assert!(
+        app.batch_dir("raw", "2026-02-12")
+            .join("_manifest.json")
+            .exists()
+    );
+    let on_disk: u64 = std::fs::read_dir(app.batch_dir("raw", "2026-02-12"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(total as u64 > on_disk, "the archive holds every file");
+    app.stop().await;
+}

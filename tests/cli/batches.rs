@@ -386,5 +386,10 @@ fn patients_born_before_1900_survive_a_state_reload() {
     sb.generate("sample", "1900-01-01", &["--new-patients", "200"]);
     sb.generate("sample", "1900-01-02", &[]);
     let master = read_csv(&sb.state("sample").join("patients_master.csv"));
-    assert!(master.rows.iter().any(|r| r["birth_date"].as_str() < "1900-01-01"));
+    assert!(
+        master
+            .rows
+            .iter()
+            .any(|r| r["birth_date"].as_str() < "1900-01-01")
+    );
 }
