@@ -125,6 +125,40 @@ pub struct Scenario {
     pub duration: DurationModel,
     pub dispositions: BTreeMap<Disposition, f64>,
     pub vitals: VitalsProfile,
+    #[serde(default)]
+    pub labs: LabsProfile,
+}
+
+/// What a scenario orders from the lab and how its results deviate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabsProfile {
+    #[serde(default)]
+    pub orders: Vec<LabOrder>,
+    /// Admission deviation from the patient's baseline per test key (natural
+    /// units), scaled by severity and fading with the encounter's course.
+    /// `bun_ratio` shifts the BUN:creatinine ratio.
+    #[serde(default)]
+    pub deviation: BTreeMap<String, f64>,
+    /// Added for encounters that end admitted, transferred or dead.
+    #[serde(default)]
+    pub escalated_deviation: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabOrder {
+    /// bmp, cbc, lactate or troponin.
+    pub panel: String,
+    /// Chance the panel is ordered at all for an encounter.
+    #[serde(default = "one")]
+    pub probability: f64,
+    /// Repeat interval; 24 means every early morning. Absent: once on arrival.
+    #[serde(default)]
+    pub every_hours: Option<u32>,
+    /// Stop repeating this many hours after arrival.
+    #[serde(default)]
+    pub for_hours: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -499,6 +533,42 @@ impl Config {
                 }
                 non_negative(&format!("{key}.vitals.{signal}.spread"), sig.spread)?;
                 non_negative(&format!("{key}.vitals.{signal}.noise"), sig.noise)?;
+            }
+        }
+
+        for (i, s) in self.scenarios.iter().enumerate() {
+            let key = format!("scenarios[{i}].labs");
+            for (j, order) in s.labs.orders.iter().enumerate() {
+                if crate::generate::labs::panel(&order.panel).is_none() {
+                    let known: Vec<&str> = crate::generate::labs::PANELS
+                        .iter()
+                        .map(|p| p.key)
+                        .collect();
+                    return Err(format!(
+                        "{key}.orders[{j}].panel: unknown panel {:?}, expected one of {}",
+                        order.panel,
+                        known.join(", ")
+                    ));
+                }
+                share(&format!("{key}.orders[{j}].probability"), order.probability)?;
+            }
+            for (field, map) in [
+                ("deviation", &s.labs.deviation),
+                ("escalated_deviation", &s.labs.escalated_deviation),
+            ] {
+                for (test, value) in map {
+                    let derived = matches!(test.as_str(), "bun" | "chloride");
+                    if (crate::generate::labs::test(test).is_none() || derived)
+                        && test != "bun_ratio"
+                    {
+                        return Err(format!(
+                            "{key}.{field}.{test}: not a lab test key (chloride and bun follow from the others; use bun_ratio)"
+                        ));
+                    }
+                    if !value.is_finite() {
+                        return Err(format!("{key}.{field}.{test}: must be a number"));
+                    }
+                }
             }
         }
 

@@ -160,6 +160,57 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
     }
 }
 
+/// A JSON Lines file being written: one serialized object per line.
+pub struct JsonLinesFile {
+    path: PathBuf,
+    name: String,
+    writer: io::BufWriter<HashingFile>,
+    rows: u64,
+}
+
+impl JsonLinesFile {
+    pub fn create(dir: &Path, name: &str) -> Result<JsonLinesFile> {
+        let path = dir.join(name);
+        let file = HashingFile::create(&path)?;
+        Ok(JsonLinesFile {
+            writer: io::BufWriter::with_capacity(1 << 16, file),
+            path,
+            name: name.to_string(),
+            rows: 0,
+        })
+    }
+
+    pub fn line<T: serde::Serialize>(&mut self, value: &T) -> Result<()> {
+        let written = serde_json::to_writer(&mut self.writer, value)
+            .map_err(io::Error::from)
+            .and_then(|()| self.writer.write_all(b"\n"));
+        if let Err(e) = written {
+            return Err(Error::io("cannot write", &self.path)(e));
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<Written> {
+        let JsonLinesFile {
+            path,
+            name,
+            writer,
+            rows,
+        } = self;
+        let file = writer
+            .into_inner()
+            .map_err(|e| Error::io("cannot write", path.clone())(e.into_error()))?;
+        let (bytes, sha256) = file.finish(&path)?;
+        Ok(Written {
+            name,
+            rows,
+            bytes,
+            sha256,
+        })
+    }
+}
+
 /// Writes `bytes` to `path` durably and atomically: a temporary sibling is
 /// written and synced, then renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -17,16 +17,26 @@ pub enum Dataset {
     Patients,
     Encounters,
     Vitals,
+    Labs,
+    Notes,
 }
 
 impl Dataset {
-    pub const ALL: [Dataset; 3] = [Dataset::Patients, Dataset::Encounters, Dataset::Vitals];
+    pub const ALL: [Dataset; 5] = [
+        Dataset::Patients,
+        Dataset::Encounters,
+        Dataset::Vitals,
+        Dataset::Labs,
+        Dataset::Notes,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Dataset::Patients => "patients",
             Dataset::Encounters => "encounters",
             Dataset::Vitals => "vitals",
+            Dataset::Labs => "labs",
+            Dataset::Notes => "notes",
         }
     }
 
@@ -36,7 +46,15 @@ impl Dataset {
 
     /// The media type the file is served as.
     pub fn media_type(self) -> &'static str {
-        "text/csv; charset=utf-8"
+        match self {
+            Dataset::Notes => "application/x-ndjson",
+            _ => "text/csv; charset=utf-8",
+        }
+    }
+
+    /// CSV with a header row, or JSON Lines.
+    pub fn is_csv(self) -> bool {
+        self != Dataset::Notes
     }
 
     pub fn file_name(self) -> &'static str {
@@ -44,6 +62,8 @@ impl Dataset {
             Dataset::Patients => "patients.csv",
             Dataset::Encounters => "encounters.csv",
             Dataset::Vitals => "vitals.csv",
+            Dataset::Labs => "labs.csv",
+            Dataset::Notes => "notes.jsonl",
         }
     }
 
@@ -52,6 +72,8 @@ impl Dataset {
             Dataset::Patients => "patients.schema.json",
             Dataset::Encounters => "encounters.schema.json",
             Dataset::Vitals => "vitals.schema.json",
+            Dataset::Labs => "labs.schema.json",
+            Dataset::Notes => "notes.schema.json",
         }
     }
 
@@ -61,10 +83,12 @@ impl Dataset {
             Dataset::Patients => include_str!("../schemas/patients.schema.json"),
             Dataset::Encounters => include_str!("../schemas/encounters.schema.json"),
             Dataset::Vitals => include_str!("../schemas/vitals.schema.json"),
+            Dataset::Labs => include_str!("../schemas/labs.schema.json"),
+            Dataset::Notes => include_str!("../schemas/notes.schema.json"),
         }
     }
 
-    /// The columns the writer emits, in order.
+    /// The columns (for JSON Lines: the keys) the writer emits, in order.
     pub fn header(self) -> &'static [&'static str] {
         match self {
             Dataset::Patients => &[
@@ -100,6 +124,29 @@ impl Dataset {
                 "respiratory_rate",
                 "temperature_c",
                 "spo2",
+            ],
+            Dataset::Labs => &[
+                "lab_id",
+                "encounter_id",
+                "patient_id",
+                "loinc_code",
+                "test_name",
+                "value",
+                "unit",
+                "reference_low",
+                "reference_high",
+                "abnormal_flag",
+                "collected_at",
+                "resulted_at",
+            ],
+            Dataset::Notes => &[
+                "note_id",
+                "encounter_id",
+                "patient_id",
+                "note_type",
+                "authored_at",
+                "author_role",
+                "text",
             ],
         }
     }
@@ -253,8 +300,12 @@ impl Contract {
                 self.columns.len()
             ));
         }
-        let value = self.row_to_json(row);
-        self.validator.validate(&value).map_err(|e| {
+        self.check_value(&self.row_to_json(row))
+    }
+
+    /// Validates one JSON object (a JSON Lines row, or a converted CSV row).
+    pub fn check_value(&self, value: &Value) -> Result<(), String> {
+        self.validator.validate(value).map_err(|e| {
             let path = e.instance_path().to_string();
             let column = path.trim_start_matches('/');
             if column.is_empty() {

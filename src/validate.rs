@@ -11,6 +11,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::generate::labs;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::output::parse_timestamp;
 use crate::schema::{Dataset, contract};
@@ -65,7 +66,58 @@ struct EncounterWindow {
     patient_id: String,
     admit: i64,
     discharge: i64,
-    last_vital_seq: u32,
+    /// Last `-V`, `-L`, `-N` sequence number seen: child IDs must count up from 1.
+    last_seq: [u32; 3],
+}
+
+/// A row's encounter must exist with the same patient, and the row's ID must
+/// be the encounter's ID plus the next number of its kind.
+fn child_of<'a>(
+    encounters: &'a mut HashMap<String, EncounterWindow>,
+    id: &str,
+    encounter_id: &str,
+    patient_id: &str,
+    kind: usize,
+) -> Result<&'a mut EncounterWindow, String> {
+    let e = encounters
+        .get_mut(encounter_id)
+        .ok_or_else(|| format!("encounter_id {encounter_id} is not in encounters.csv"))?;
+    if patient_id != e.patient_id {
+        return Err(format!(
+            "patient_id {patient_id} is not encounter {encounter_id}'s patient {}",
+            e.patient_id
+        ));
+    }
+    let marker = ["-V", "-L", "-N"][kind];
+    let (prefix, seq) = id
+        .split_once(marker)
+        .ok_or_else(|| format!("{id} has no {marker} part"))?;
+    let seq: u32 = seq
+        .parse()
+        .map_err(|_| format!("{id}: the sequence is not a number"))?;
+    if prefix != encounter_id {
+        return Err(format!("{id} does not belong to encounter {encounter_id}"));
+    }
+    if seq != e.last_seq[kind] + 1 {
+        return Err(format!("{id} is out of sequence (duplicate or gap)"));
+    }
+    e.last_seq[kind] = seq;
+    Ok(e)
+}
+
+fn within(
+    e: &EncounterWindow,
+    column: &str,
+    stamp: &str,
+    encounter_id: &str,
+) -> Result<i64, String> {
+    let at = parse_timestamp(stamp).ok_or_else(|| format!("{column} is not RFC 3339 UTC"))?;
+    if at < e.admit || at > e.discharge {
+        return Err(format!(
+            "{column} {stamp} is outside encounter {encounter_id}'s admit..discharge window"
+        ));
+    }
+    Ok(at)
 }
 
 /// Validates the batch in `dir`; on failure returns up to 20 problems, first
@@ -154,14 +206,18 @@ pub fn validate_batch(dir: &Path) -> Result<Summary, Vec<Problem>> {
         let Some(entry) = manifest.file(d.file_name()) else {
             continue;
         };
-        let rows = check_rows(
-            &mut c,
-            dir,
-            d,
-            &manifest.date,
-            &mut patients,
-            &mut encounters,
-        );
+        let rows = if d.is_csv() {
+            check_rows(
+                &mut c,
+                dir,
+                d,
+                &manifest.date,
+                &mut patients,
+                &mut encounters,
+            )
+        } else {
+            check_json_lines(&mut c, dir, d, &mut encounters)
+        };
         if let Some(rows) = rows
             && rows != entry.rows
         {
@@ -260,6 +316,70 @@ fn check_rows(
     Some(rows)
 }
 
+/// Checks a JSON Lines file (notes) object by object; returns its line count.
+fn check_json_lines(
+    c: &mut Checker,
+    dir: &Path,
+    d: Dataset,
+    encounters: &mut HashMap<String, EncounterWindow>,
+) -> Option<u64> {
+    use std::io::BufRead;
+    let file = d.file_name();
+    let contract = contract(d);
+    let reader = match File::open(dir.join(file)) {
+        Ok(f) => std::io::BufReader::new(f),
+        Err(e) => {
+            c.report(file, None, format!("cannot be read: {e}"));
+            return None;
+        }
+    };
+    let mut rows = 0u64;
+    for (index, line) in reader.lines().enumerate() {
+        let line_no = index as u64 + 1;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                c.report(file, Some(line_no), format!("is not UTF-8 text: {e}"));
+                return None;
+            }
+        };
+        rows += 1;
+        let checked = serde_json::from_str::<serde_json::Value>(&line)
+            .map_err(|e| format!("is not a JSON object: {e}"))
+            .and_then(|value| {
+                contract.check_value(&value)?;
+                let keys: Vec<&str> = value
+                    .as_object()
+                    .map(|o| o.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                if keys != d.header() {
+                    return Err(format!(
+                        "keys are [{}], the schema orders them [{}]",
+                        keys.join(","),
+                        d.header().join(",")
+                    ));
+                }
+                let text = |key: &str| value[key].as_str().unwrap_or_default().to_string();
+                let encounter_id = text("encounter_id");
+                let e = child_of(
+                    encounters,
+                    &text("note_id"),
+                    &encounter_id,
+                    &text("patient_id"),
+                    2,
+                )?;
+                within(e, "authored_at", &text("authored_at"), &encounter_id).map(|_| ())
+            });
+        if let Err(e) = checked {
+            c.report(file, Some(line_no), e);
+        }
+        if c.full() {
+            return None;
+        }
+    }
+    Some(rows)
+}
+
 /// The rules that span columns or files. Runs only on schema-valid rows.
 fn check_links(
     d: Dataset,
@@ -308,46 +428,15 @@ fn check_links(
                 patient_id: r[1].to_string(),
                 admit,
                 discharge,
-                last_vital_seq: 0,
+                last_seq: [0; 3],
             };
             if encounters.insert(r[0].to_string(), window).is_some() {
                 return Err(format!("encounter_id {} appears twice", &r[0]));
             }
         }
         Dataset::Vitals => {
-            let e = encounters
-                .get_mut(&r[1])
-                .ok_or_else(|| format!("encounter_id {} is not in encounters.csv", &r[1]))?;
-            if r[2] != e.patient_id {
-                return Err(format!(
-                    "patient_id {} is not encounter {}'s patient {}",
-                    &r[2], &r[1], e.patient_id
-                ));
-            }
-            let (prefix, seq) = r[0].split_once("-V").ok_or("vital_id has no -V part")?;
-            let seq: u32 = seq
-                .parse()
-                .map_err(|_| "vital_id sequence is not a number")?;
-            if prefix != &r[1] {
-                return Err(format!(
-                    "vital_id {} does not belong to encounter {}",
-                    &r[0], &r[1]
-                ));
-            }
-            if seq != e.last_vital_seq + 1 {
-                return Err(format!(
-                    "vital_id {} is out of sequence (duplicate or gap)",
-                    &r[0]
-                ));
-            }
-            e.last_vital_seq = seq;
-            let at = parse_timestamp(&r[3]).ok_or("measured_at is not RFC 3339 UTC")?;
-            if at < e.admit || at > e.discharge {
-                return Err(format!(
-                    "measured_at {} is outside encounter {}'s admit..discharge window",
-                    &r[3], &r[1]
-                ));
-            }
+            let e = child_of(encounters, &r[0], &r[1], &r[2], 0)?;
+            within(e, "measured_at", &r[3], &r[1])?;
             if let (Ok(sys), Ok(dia)) = (r[5].parse::<u32>(), r[6].parse::<u32>())
                 && dia >= sys
             {
@@ -357,6 +446,51 @@ fn check_links(
                 return Err("systolic_bp and diastolic_bp must be taken together".into());
             }
         }
+        Dataset::Labs => {
+            let e = child_of(encounters, &r[0], &r[1], &r[2], 1)?;
+            let collected = within(e, "collected_at", &r[10], &r[1])?;
+            let resulted = parse_timestamp(&r[11]).ok_or("resulted_at is not RFC 3339 UTC")?;
+            if resulted <= collected {
+                return Err(format!(
+                    "resulted_at {} is not after collected_at {}",
+                    &r[11], &r[10]
+                ));
+            }
+            let test = labs::by_loinc(&r[3])
+                .ok_or_else(|| format!("loinc_code {} is not in the catalog", &r[3]))?;
+            if r[4] != *test.name || r[6] != *test.unit {
+                return Err(format!(
+                    "LOINC {} is {} in {}, not {} in {}",
+                    test.loinc, test.name, test.unit, &r[4], &r[6]
+                ));
+            }
+            let number = |column: usize| {
+                r[column]
+                    .parse::<f64>()
+                    .map_err(|_| format!("{} is not a number", &r[column]))
+            };
+            let (value, low, high) = (number(5)?, number(7)?, number(8)?);
+            if low >= high {
+                return Err(format!(
+                    "reference_low {low} is not below reference_high {high}"
+                ));
+            }
+            if !(test.plausible.0..=test.plausible.1).contains(&value) {
+                return Err(format!(
+                    "{} {value} is outside the plausible range {:?}",
+                    test.name, test.plausible
+                ));
+            }
+            let expected = test.flag(value, (low, high));
+            if r[9] != *expected {
+                return Err(format!(
+                    "abnormal_flag {} disagrees with value {value} and range {low}..{high} (expected {expected})",
+                    &r[9]
+                ));
+            }
+        }
+        // Checked line by line in `check_notes`.
+        Dataset::Notes => {}
     }
     Ok(())
 }

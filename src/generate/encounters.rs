@@ -169,7 +169,13 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
         let disposition = super::pick_weighted(self.rng, s.dispositions.values().copied())
             .and_then(|k| s.dispositions.keys().nth(k).copied())
             .unwrap_or(Disposition::Home);
-        let severity = (0.25 * super::normal(self.rng)).exp().clamp(0.5, 1.8);
+        // Sicker patients are the ones admitted, transferred or who die.
+        let escalation = match disposition {
+            Disposition::Admitted | Disposition::Transferred => 1.3,
+            Disposition::Expired => 1.5,
+            _ => 1.0,
+        };
+        let severity = (escalation * (0.25 * super::normal(self.rng)).exp()).clamp(0.5, 2.0);
         Encounter {
             ordinal,
             number: 0,

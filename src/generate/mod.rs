@@ -8,8 +8,11 @@
 //! per encounter, so changing how vitals are drawn never shifts patient or
 //! encounter draws, and an encounter's vitals do not depend on its neighbours.
 
+pub mod course;
 pub mod encounters;
+pub mod labs;
 mod names;
+pub mod notes;
 pub mod patients;
 pub mod vitals;
 
@@ -30,8 +33,10 @@ pub enum Stream {
     NewPatients,
     Encounters,
     PostalChanges,
-    /// One stream per encounter, by its position in the day's plan.
+    /// One stream per encounter and purpose, by its position in the day's plan.
     Vitals(u32),
+    Labs(u32),
+    Notes(u32),
 }
 
 impl DaySeed {
@@ -52,6 +57,8 @@ impl DaySeed {
             Stream::Encounters => 3,
             Stream::PostalChanges => 4,
             Stream::Vitals(ordinal) => (1 << 32) | u64::from(ordinal),
+            Stream::Labs(ordinal) => (2 << 32) | u64::from(ordinal),
+            Stream::Notes(ordinal) => (3 << 32) | u64::from(ordinal),
         };
         let mut rng = ChaCha8Rng::from_seed(self.0);
         rng.set_stream(id);

@@ -8,14 +8,12 @@
 //! below systolic with a realistic pulse pressure, and the charting interval
 //! follows the NEWS2 score where the scenario says so.
 
-use chrono::NaiveDateTime;
 use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
 
-use super::encounters::Encounter;
+use super::course::Course;
 use super::normal;
 use crate::config::{MissingRates, Scenario, Signal};
-use crate::model::Disposition;
 
 /// One charted set. `None` is a measurement not taken.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -84,9 +82,7 @@ pub struct Series<'a> {
     deviation: [f64; 6],
     noise: [f64; 6],
     ar: [f64; 6],
-    worsening: bool,
-    admit: i64,
-    discharge: i64,
+    course: Course,
     next_at: Option<i64>,
     last_at: i64,
     seq: u32,
@@ -98,7 +94,7 @@ impl<'a> Series<'a> {
         mut rng: ChaCha8Rng,
         scenario: &'a Scenario,
         missing: &MissingRates,
-        encounter: &Encounter,
+        course: Course,
     ) -> Series<'a> {
         let p = &scenario.vitals;
         let signals: [&Signal; 6] = [
@@ -110,7 +106,7 @@ impl<'a> Series<'a> {
             &p.spo2,
         ];
         let baseline = signals.map(|s| s.baseline + s.spread * normal(&mut rng));
-        let deviation = signals.map(|s| s.deviation * encounter.severity);
+        let deviation = signals.map(|s| s.deviation * course.severity);
         let noise = signals.map(|s| s.noise);
         let ar = noise.map(|sd| sd * normal(&mut rng));
         let scale = p.missing_scale;
@@ -122,8 +118,7 @@ impl<'a> Series<'a> {
             missing.spo2,
         ]
         .map(|r| (r * scale).min(1.0));
-        let admit = encounter.admit.and_utc().timestamp();
-        let discharge = encounter.discharge.and_utc().timestamp();
+        let (admit, discharge) = (course.admit(), course.discharge());
         // The first set is taken on arrival, within ten minutes.
         let first_delay = rng.random_range(0..=((discharge - admit) / 60).min(10)) * 60;
         Series {
@@ -134,22 +129,10 @@ impl<'a> Series<'a> {
             deviation,
             noise,
             ar,
-            worsening: encounter.disposition == Disposition::Expired,
-            admit,
-            discharge,
+            course,
             next_at: Some(admit + first_delay),
             last_at: admit,
             seq: 0,
-        }
-    }
-
-    fn trend(&self, at: i64) -> f64 {
-        let hours = (at - self.admit) as f64 / 3600.0;
-        if self.worsening {
-            let stay = ((self.discharge - self.admit) as f64 / 3600.0).max(1.0);
-            1.0 + 0.6 * hours / stay
-        } else {
-            0.5f64.powf(hours / self.scenario.vitals.trend_half_life_hours)
         }
     }
 
@@ -161,7 +144,7 @@ impl<'a> Series<'a> {
         for i in 0..6 {
             self.ar[i] = phi * self.ar[i] + innovation * self.noise[i] * normal(&mut self.rng);
         }
-        let trend = self.trend(at);
+        let trend = self.course.factor(at);
         let mut v = [0.0; 6];
         for (i, x) in v.iter_mut().enumerate() {
             *x = self.baseline[i] + self.deviation[i] * trend + self.ar[i];
@@ -206,7 +189,7 @@ impl Iterator for Series<'_> {
         self.next_at = self
             .next_interval_minutes(&v)
             .map(|minutes| at + minutes * 60)
-            .filter(|next| *next <= self.discharge);
+            .filter(|next| *next <= self.course.discharge());
 
         let mut taken = [true; 5];
         for (slot, rate) in taken.iter_mut().zip(self.missing) {
@@ -274,11 +257,6 @@ pub fn news2(v: &[f64; 6]) -> u32 {
         _ => 2,
     };
     rr_score + spo2_score + sbp_score + hr_score + temp_score
-}
-
-/// Formats the timestamp of an encounter the same way as `measured_at`.
-pub fn epoch_seconds(t: NaiveDateTime) -> i64 {
-    t.and_utc().timestamp()
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub const TAG: &str = "batches";
 const JSON: &str = "application/json";
 const TAR: &str = "application/x-tar";
 const CSV: &str = "text/csv";
+const NDJSON: &str = "application/x-ndjson";
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -34,7 +35,8 @@ const CSV: &str = "text/csv";
 pub struct GenerateQuery {
     /// Volume mode (default raw).
     pub mode: Option<Mode>,
-    /// The dataset to stream back; only with `Accept: text/csv`, where it is required.
+    /// The dataset to stream back, required with `Accept: text/csv` (patients,
+    /// encounters, vitals, labs) or `Accept: application/x-ndjson` (notes).
     pub dataset: Option<Dataset>,
     /// Exact number of encounters for this batch, for load tests (at most `server.max_encounters`).
     #[param(minimum = 0)]
@@ -87,7 +89,8 @@ fn location(date: BatchDate, mode: Mode) -> HeaderValue {
 /// if it is already committed (200 instead of 201: nothing is regenerated).
 /// Requests for the same mode queue; concurrent requests for the same date
 /// generate it once. `Accept` chooses the answer: the manifest (JSON, the
-/// default), the whole batch as a tar stream, or one file as CSV with `?dataset=`.
+/// default), the whole batch as a tar stream, or one file with `?dataset=`
+/// (CSV, or JSON Lines for notes).
 #[utoipa::path(
     post,
     path = "/batches/{date}",
@@ -96,9 +99,9 @@ fn location(date: BatchDate, mode: Mode) -> HeaderValue {
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Batch generated and committed", headers(("Location" = String, description = "The batch's manifest URL")),
-            content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"))),
+            content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 200, description = "Batch already committed; nothing regenerated", headers(("Location" = String, description = "The batch's manifest URL")),
-            content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"))),
+            content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 400, description = "Invalid date, mode, dataset, query parameter or volume", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Auth is on and the bearer token is missing or wrong", body = Problem, content_type = "application/problem+json"),
         (status = 406, description = "None of the Accept types can be produced", body = Problem, content_type = "application/problem+json"),
@@ -114,19 +117,36 @@ pub async fn generate(
 ) -> Result<Response, ApiError> {
     let date = parse_date(&date)?;
     let mode = query.mode.unwrap_or(Mode::Raw);
-    let media = negotiate(&headers, &[JSON, TAR, CSV])?;
+    let media = negotiate(&headers, &[JSON, TAR, CSV, NDJSON])?;
     let format = match (media, query.dataset) {
-        (CSV, Some(d)) => Some(Format::Csv(d)),
+        (CSV, Some(d)) if d.is_csv() => Some(Format::File(d)),
+        (NDJSON, Some(d)) if !d.is_csv() => Some(Format::File(d)),
+        (CSV | NDJSON, Some(d)) => {
+            return Err(ApiError::bad_request(
+                "dataset-media-mismatch",
+                format!(
+                    "{} is served as {}, not {media}",
+                    d.file_name(),
+                    d.media_type()
+                ),
+            ));
+        }
         (CSV, None) => {
             return Err(ApiError::bad_request(
                 "dataset-required",
-                "Accept: text/csv needs ?dataset=patients|encounters|vitals",
+                "Accept: text/csv needs ?dataset=patients|encounters|vitals|labs",
+            ));
+        }
+        (NDJSON, None) => {
+            return Err(ApiError::bad_request(
+                "dataset-required",
+                "Accept: application/x-ndjson needs ?dataset=notes",
             ));
         }
         (_, Some(_)) => {
             return Err(ApiError::bad_request(
-                "dataset-without-csv",
-                "?dataset= applies only with Accept: text/csv",
+                "dataset-without-file-type",
+                "?dataset= applies only with Accept: text/csv (or application/x-ndjson for notes)",
             ));
         }
         (TAR, None) => Some(Format::Tar),
@@ -231,7 +251,7 @@ async fn stream_generation(
 
     let (content_type, filename) = match format {
         Format::Tar => (TAR.to_string(), format!("{mode}-{date}.tar")),
-        Format::Csv(d) => (
+        Format::File(d) => (
             d.media_type().to_string(),
             format!("{mode}-{date}-{}", d.file_name()),
         ),
@@ -373,9 +393,10 @@ async fn committed_manifest(
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier response"),
     ),
     responses(
-        (status = 200, description = "The file", body = String, content_type = "text/csv",
-            headers(("ETag" = String, description = "The file's sha256, quoted"), ("Last-Modified" = String, description = "When the file was written"))),
-        (status = 206, description = "The requested byte range", body = String, content_type = "text/csv"),
+        (status = 200, description = "The file: CSV, or JSON Lines for notes",
+            headers(("ETag" = String, description = "The file's sha256, quoted"), ("Last-Modified" = String, description = "When the file was written")),
+            content((String = "text/csv"), (String = "application/x-ndjson"))),
+        (status = 206, description = "The requested byte range", content((String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 304, description = "Not modified since the given ETag or date"),
         (status = 400, description = "Invalid date, mode or query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown dataset, or no committed batch", body = Problem, content_type = "application/problem+json"),

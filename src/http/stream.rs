@@ -34,7 +34,8 @@ pub enum Event {
 #[derive(Clone, Copy, Debug)]
 pub enum Format {
     Tar,
-    Csv(Dataset),
+    /// One file of the batch, as is.
+    File(Dataset),
 }
 
 pub type BodySender = tokio_mpsc::Sender<Result<Bytes, io::Error>>;
@@ -166,7 +167,7 @@ fn send_live(
             })?;
             builder.into_inner().map(|_| ()).map_err(|e| e.to_string())
         }
-        Format::Csv(d) => until_committed(first, events, |name, file| {
+        Format::File(d) => until_committed(first, events, |name, file| {
             if name == d.file_name() {
                 io::copy(file, out).map_err(|e| e.to_string())?;
             }
@@ -208,7 +209,7 @@ fn send_committed(
     out: &mut ChannelWriter,
 ) -> Result<(), String> {
     match format {
-        Format::Csv(d) => {
+        Format::File(d) => {
             let mut file = File::open(dir.join(d.file_name()))
                 .map_err(|e| format!("cannot open {}: {e}", d.file_name()))?;
             io::copy(&mut file, out).map_err(|e| e.to_string())?;

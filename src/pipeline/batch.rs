@@ -3,7 +3,9 @@
 //! straight to the staged files; only the day's encounters are held in memory.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, RngExt};
 
@@ -11,13 +13,16 @@ use super::Overrides;
 use crate::config::{Config, Volume};
 use crate::crashpoint;
 use crate::error::Result;
+use crate::generate::course::Course;
 use crate::generate::encounters::{self, Encounter, Pools};
+use crate::generate::labs;
+use crate::generate::notes::{self, Chart};
 use crate::generate::patients::{self, Patient};
 use crate::generate::vitals::{Series, VitalSet};
 use crate::generate::{DaySeed, Stream, normal};
 use crate::manifest::{FileEntry, Generator, IdRanges, MANIFEST_FILE, Manifest};
 use crate::model::{self, BatchDate, Mode};
-use crate::output::{CsvFile, Timestamps, Written, write_atomic};
+use crate::output::{CsvFile, JsonLinesFile, Timestamps, Written, write_atomic};
 use crate::schema::Dataset;
 use crate::state::State;
 
@@ -129,9 +134,19 @@ pub fn build(
     let encounters_file = announce(timed(|| {
         write_encounters(staging, config, &state.patients, &plan, &mut ts)
     })?);
-    let vitals_file = announce(timed(|| {
-        write_vitals(staging, config, &seed, &state.patients, &plan, &mut ts)
-    })?);
+    // Vitals, labs and notes are written in one pass, encounter by encounter,
+    // so each encounter's story is generated once and held only while its rows
+    // are written.
+    let [vitals_file, labs_file, notes_file] = write_clinical(
+        staging,
+        config,
+        &seed,
+        date,
+        &state.patients,
+        &plan,
+        &mut ts,
+    )?
+    .map(&mut announce);
 
     let ids = IdRanges {
         new_patients: (volumes.new_patients > 0).then(|| {
@@ -164,6 +179,8 @@ pub fn build(
             FileEntry::new(patients_file, Dataset::Patients),
             FileEntry::new(encounters_file, Dataset::Encounters),
             FileEntry::new(vitals_file, Dataset::Vitals),
+            FileEntry::new(labs_file, Dataset::Labs),
+            FileEntry::new(notes_file, Dataset::Notes),
         ],
     };
     write_atomic(&staging.join(MANIFEST_FILE), &manifest.to_bytes())?;
@@ -175,7 +192,11 @@ pub fn build(
 fn timed(write: impl FnOnce() -> Result<Written>) -> Result<Written> {
     let started = std::time::Instant::now();
     let written = write()?;
-    let seconds = started.elapsed().as_secs_f64();
+    log_written(&written, started.elapsed().as_secs_f64());
+    Ok(written)
+}
+
+fn log_written(written: &Written, seconds: f64) {
     tracing::debug!(
         file = %written.name,
         rows = written.rows,
@@ -184,7 +205,6 @@ fn timed(write: impl FnOnce() -> Result<Written>) -> Result<Written> {
         rows_per_second = (written.rows as f64 / seconds.max(1e-9)).round(),
         "file written"
     );
-    Ok(written)
 }
 
 /// A small share of returning patients seen today have moved.
@@ -255,64 +275,149 @@ fn write_encounters(
     out.finish()
 }
 
-fn write_vitals(
+/// Writes vitals.csv, labs.csv and notes.jsonl together, one encounter at a
+/// time, logging each file's own share of the time.
+fn write_clinical(
     dir: &Path,
     config: &Config,
     seed: &DaySeed,
+    date: BatchDate,
     master: &[Patient],
     plan: &[Encounter],
     ts: &mut Timestamps,
-) -> Result<Written> {
-    let d = Dataset::Vitals;
-    let mut out = CsvFile::create(dir, d.file_name(), d.header())?;
+) -> Result<[Written; 3]> {
+    let mut vitals_out =
+        CsvFile::create(dir, Dataset::Vitals.file_name(), Dataset::Vitals.header())?;
+    let mut labs_out = CsvFile::create(dir, Dataset::Labs.file_name(), Dataset::Labs.header())?;
+    let mut notes_out = JsonLinesFile::create(dir, Dataset::Notes.file_name())?;
+    let mut spent = [Duration::ZERO; 3];
     let mut id = Vec::with_capacity(24);
     let mut num = itoa::Buffer::new();
+    let mut text = String::new();
+    let mut sets: Vec<VitalSet> = Vec::new();
     for (i, e) in plan.iter().enumerate() {
         if i == plan.len() / 2 && crashpoint_armed() {
-            out.flush()?;
+            vitals_out.flush()?;
             crashpoint::reached("vitals");
         }
         let encounter_id = model::encounter_id(e.number);
-        let patient_id = master[e.patient].id();
+        let patient = &master[e.patient];
+        let patient_id = patient.id();
         let scenario = &config.scenarios[e.scenario];
-        let series = Series::new(
+        let course = Course::new(e, scenario);
+
+        let started = Instant::now();
+        sets.clear();
+        sets.extend(Series::new(
             seed.rng(Stream::Vitals(e.ordinal)),
             scenario,
             &config.missing,
-            e,
-        );
-        for set in series {
-            vital_id(&mut id, &encounter_id, set.seq);
-            out.field(&id)?;
-            out.field(encounter_id.as_bytes())?;
-            out.field(patient_id.as_bytes())?;
-            out.field(ts.format(set.measured_at))?;
-            write_measurements(&mut out, &mut num, &set)?;
-            out.end_row()?;
+            course,
+        ));
+        for set in &sets {
+            child_id(&mut id, &encounter_id, b"-V", set.seq, 3);
+            vitals_out.field(&id)?;
+            vitals_out.field(encounter_id.as_bytes())?;
+            vitals_out.field(patient_id.as_bytes())?;
+            vitals_out.field(ts.format(set.measured_at))?;
+            write_measurements(&mut vitals_out, &mut num, set)?;
+            vitals_out.end_row()?;
         }
+        let after_vitals = Instant::now();
+        spent[0] += after_vitals - started;
+
+        let results = labs::results(
+            seed.rng(Stream::Labs(e.ordinal)),
+            scenario,
+            &course,
+            patient.sex,
+        );
+        for r in &results {
+            child_id(&mut id, &encounter_id, b"-L", r.seq, 3);
+            labs_out.field(&id)?;
+            labs_out.field(encounter_id.as_bytes())?;
+            labs_out.field(patient_id.as_bytes())?;
+            labs_out.field(r.test.loinc.as_bytes())?;
+            labs_out.field(r.test.name.as_bytes())?;
+            text.clear();
+            let _ = write!(text, "{:.*}", r.test.decimals, r.value);
+            labs_out.field(text.as_bytes())?;
+            labs_out.field(r.test.unit.as_bytes())?;
+            text.clear();
+            let _ = write!(text, "{}", r.reference.0);
+            labs_out.field(text.as_bytes())?;
+            text.clear();
+            let _ = write!(text, "{}", r.reference.1);
+            labs_out.field(text.as_bytes())?;
+            labs_out.field(r.flag.as_bytes())?;
+            labs_out.field(ts.format(r.collected_at))?;
+            labs_out.field(ts.format(r.resulted_at))?;
+            labs_out.end_row()?;
+        }
+        let after_labs = Instant::now();
+        spent[1] += after_labs - after_vitals;
+
+        let chart = Chart {
+            scenario,
+            complaint: &scenario.chief_complaints[e.complaint],
+            age: patient.age_on(date.date()),
+            sex: patient.sex,
+            disposition: e.disposition,
+            course: &course,
+            vitals: &sets,
+            labs: &results,
+        };
+        for note in notes::compose(seed.rng(Stream::Notes(e.ordinal)), &chart) {
+            child_id(&mut id, &encounter_id, b"-N", note.seq, 2);
+            notes_out.line(&NoteRow {
+                note_id: std::str::from_utf8(&id).unwrap_or_default(),
+                encounter_id: &encounter_id,
+                patient_id: &patient_id,
+                note_type: note.note_type,
+                authored_at: std::str::from_utf8(ts.format(note.authored_at)).unwrap_or_default(),
+                author_role: note.author_role,
+                text: &note.text,
+            })?;
+        }
+        spent[2] += after_labs.elapsed();
     }
-    out.finish()
+    let finished = [
+        vitals_out.finish()?,
+        labs_out.finish()?,
+        notes_out.finish()?,
+    ];
+    for (written, seconds) in finished.iter().zip(spent) {
+        log_written(written, seconds.as_secs_f64());
+    }
+    Ok(finished)
+}
+
+/// One line of notes.jsonl, keys in schema order.
+#[derive(serde::Serialize)]
+struct NoteRow<'a> {
+    note_id: &'a str,
+    encounter_id: &'a str,
+    patient_id: &'a str,
+    note_type: &'a str,
+    authored_at: &'a str,
+    author_role: &'a str,
+    text: &'a str,
 }
 
 fn crashpoint_armed() -> bool {
     std::env::var_os(crashpoint::ENV).is_some()
 }
 
-/// `E0000000123-V001`: the encounter's ID and the set's position, so vitals
-/// never need a global counter.
-fn vital_id(buf: &mut Vec<u8>, encounter_id: &str, seq: u32) {
+/// `E0000000123-V001`: the encounter's ID, a kind (`-V` vitals, `-L` labs,
+/// `-N` notes) and the row's position, zero-padded to `width` digits, so
+/// these rows never need a global counter.
+fn child_id(buf: &mut Vec<u8>, encounter_id: &str, kind: &[u8], seq: u32, width: usize) {
     buf.clear();
     buf.extend_from_slice(encounter_id.as_bytes());
-    buf.extend_from_slice(b"-V");
-    if seq < 1000 {
-        buf.extend_from_slice(&[
-            b'0' + (seq / 100) as u8,
-            b'0' + (seq / 10 % 10) as u8,
-            b'0' + (seq % 10) as u8,
-        ]);
-    } else {
-        buf.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
-    }
+    buf.extend_from_slice(kind);
+    let digits = itoa::Buffer::new().format(seq).len();
+    buf.resize(buf.len() + width.saturating_sub(digits), b'0');
+    buf.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
 }
 
 fn write_measurements(out: &mut CsvFile, num: &mut itoa::Buffer, set: &VitalSet) -> Result<()> {
@@ -350,12 +455,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn vital_ids_are_padded_to_three_digits() {
+    fn child_ids_are_zero_padded() {
         let mut buf = Vec::new();
-        vital_id(&mut buf, "E0000000123", 7);
+        child_id(&mut buf, "E0000000123", b"-V", 7, 3);
         assert_eq!(buf, b"E0000000123-V007");
-        vital_id(&mut buf, "E0000000123", 1234);
+        child_id(&mut buf, "E0000000123", b"-V", 1234, 3);
         assert_eq!(buf, b"E0000000123-V1234");
+        child_id(&mut buf, "E0000000123", b"-N", 3, 2);
+        assert_eq!(buf, b"E0000000123-N03");
     }
 
     #[test]

@@ -78,6 +78,8 @@ async fn a_tar_stream_extracts_to_exactly_the_committed_bytes() {
                 "patients.csv",
                 "encounters.csv",
                 "vitals.csv",
+                "labs.csv",
+                "notes.jsonl",
                 "_manifest.json"
             ]
         );
@@ -216,7 +218,7 @@ async fn committed_files_support_etag_range_and_gzip() {
         .unwrap();
     assert!(!post.headers().contains_key("content-encoding"));
 
-    problem(app.get("/batches/2026-02-11/labs?mode=sample").await, 404).await;
+    problem(app.get("/batches/2026-02-11/labz?mode=sample").await, 404).await;
     problem(app.get("/batches/2026-02-12/vitals?mode=sample").await, 404).await;
     app.stop().await;
 }
@@ -350,10 +352,10 @@ async fn per_request_volumes_are_exact_and_bounded() {
 
 #[tokio::test]
 async fn a_large_tar_stream_starts_before_its_batch_is_committed() {
-    let app = spawn_app_with(&[("DATAGEN__SERVER__MAX_ENCOUNTERS", "60000")]).await;
+    let app = spawn_app_with(&[("DATAGEN__SERVER__MAX_ENCOUNTERS", "20000")]).await;
     let mut response = app
         .client
-        .post(app.url("/batches/2026-02-12?mode=raw&encounters=60000&new_patients=20000"))
+        .post(app.url("/batches/2026-02-12?mode=raw&encounters=20000&new_patients=8000"))
         .header("accept", "application/x-tar")
         .send()
         .await
@@ -381,5 +383,46 @@ async fn a_large_tar_stream_starts_before_its_batch_is_committed() {
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
     assert!(total as u64 > on_disk, "the archive holds every file");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn notes_stream_as_json_lines_and_labs_as_csv() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/batches/2026-02-13?mode=raw&dataset=notes"))
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let body = response.bytes().await.unwrap();
+    let on_disk = std::fs::read(app.batch_dir("raw", "2026-02-13").join("notes.jsonl")).unwrap();
+    assert_eq!(&body[..], &on_disk[..]);
+    for line in std::str::from_utf8(&body).unwrap().lines() {
+        let note: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(note["text"].as_str().unwrap().len() > 10);
+    }
+    let get = app.get("/batches/2026-02-13/notes?mode=raw").await;
+    assert_eq!(get.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(get.bytes().await.unwrap(), on_disk);
+    let labs = app.get("/batches/2026-02-13/labs?mode=raw").await;
+    assert_eq!(labs.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        labs.bytes().await.unwrap(),
+        std::fs::read(app.batch_dir("raw", "2026-02-13").join("labs.csv")).unwrap()
+    );
+
+    // Asking for notes as CSV is a precise 400.
+    let wrong = app
+        .client
+        .post(app.url("/batches/2026-02-13?mode=raw&dataset=notes"))
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert!(problem(wrong, 400).await.contains("application/x-ndjson"));
     app.stop().await;
 }

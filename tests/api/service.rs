@@ -10,7 +10,7 @@ use crate::helpers::{problem, spawn_app};
 #[tokio::test]
 async fn every_dataset_schema_is_served() {
     let app = spawn_app().await;
-    for dataset in ["patients", "encounters", "vitals"] {
+    for dataset in ["patients", "encounters", "vitals", "labs", "notes"] {
         let response = app.get(&format!("/schemas/{dataset}")).await;
         assert_eq!(response.status(), 200);
         assert_eq!(
@@ -51,6 +51,11 @@ async fn the_committed_openapi_document_is_the_one_served_and_printed() {
     assert_eq!(String::from_utf8(printed.stdout).unwrap(), committed);
 
     let spec: serde_json::Value = serde_json::from_str(&served).unwrap();
+    let datasets = &spec["components"]["schemas"]["Dataset"]["enum"];
+    assert_eq!(
+        *datasets,
+        serde_json::json!(["patients", "encounters", "vitals", "labs", "notes"])
+    );
     for path in [
         "/batches/{date}",
         "/batches",
@@ -71,7 +76,12 @@ async fn the_committed_openapi_document_is_the_one_served_and_printed() {
         );
     }
     let content = &post["responses"]["201"]["content"];
-    for media in ["application/json", "application/x-tar", "text/csv"] {
+    for media in [
+        "application/json",
+        "application/x-tar",
+        "text/csv",
+        "application/x-ndjson",
+    ] {
         assert!(content[media].is_object(), "{media} undocumented");
     }
 
@@ -141,7 +151,7 @@ fn sigterm_during_a_generation_finishes_the_commit_then_exits_cleanly() {
 
     // A batch big enough to still be generating when the signal lands.
     let url =
-        format!("http://{address}/batches/2026-02-08?mode=raw&encounters=60000&new_patients=20000");
+        format!("http://{address}/batches/2026-02-08?mode=raw&encounters=20000&new_patients=8000");
     let request = std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {

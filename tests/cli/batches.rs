@@ -28,6 +28,8 @@ fn every_row_of_every_file_matches_its_schema_in_both_modes() {
                 [
                     "_manifest.json",
                     "encounters.csv",
+                    "labs.csv",
+                    "notes.jsonl",
                     "patients.csv",
                     "vitals.csv"
                 ]
@@ -38,9 +40,10 @@ fn every_row_of_every_file_matches_its_schema_in_both_modes() {
             // manifest's sizes, checksums and counts.
             let out = sb.ok(&["validate", dir.to_str().unwrap()]);
             assert!(out.starts_with("valid "), "{out}");
-            for dataset in ["patients", "encounters", "vitals"] {
+            for dataset in ["patients", "encounters", "vitals", "labs"] {
                 assert_header_matches_schema(&dir.join(format!("{dataset}.csv")), dataset);
             }
+            assert_note_keys_match_schema(&dir.join("notes.jsonl"));
         }
     }
 }
@@ -67,6 +70,53 @@ fn assert_header_matches_schema(csv_path: &std::path::Path, dataset: &str) {
         .collect();
     assert_eq!(read_csv(csv_path).header, properties, "{dataset}");
     assert_eq!(required, properties, "{dataset}: every column is required");
+}
+
+/// Every notes.jsonl object is one line whose keys are the schema's
+/// properties in order, and the manifest declares every file's schema version.
+fn assert_note_keys_match_schema(path: &std::path::Path) {
+    let schema_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/notes.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
+    let properties: Vec<String> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.ends_with('\n'));
+    let mut lines = 0;
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, properties);
+        lines += 1;
+    }
+    assert!(lines > 0);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path.with_file_name("_manifest.json")).unwrap())
+            .unwrap();
+    let names: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "patients.csv",
+            "encounters.csv",
+            "vitals.csv",
+            "labs.csv",
+            "notes.jsonl"
+        ]
+    );
+    for file in manifest["files"].as_array().unwrap() {
+        assert_eq!(file["schema_version"], "1.0.0", "{}", file["name"]);
+    }
 }
 
 #[test]

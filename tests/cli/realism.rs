@@ -9,6 +9,8 @@ use crate::helpers::{Sandbox, read_csv, timestamp};
 struct Batch {
     encounters: Vec<HashMap<String, String>>,
     vitals: Vec<HashMap<String, String>>,
+    labs: Vec<HashMap<String, String>>,
+    notes: Vec<serde_json::Value>,
 }
 
 fn raw_batch() -> Batch {
@@ -27,6 +29,12 @@ fn raw_batch() -> Batch {
     Batch {
         encounters: read_csv(&dir.join("encounters.csv")).rows,
         vitals: read_csv(&dir.join("vitals.csv")).rows,
+        labs: read_csv(&dir.join("labs.csv")).rows,
+        notes: std::fs::read_to_string(dir.join("notes.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
     }
 }
 
@@ -201,5 +209,276 @@ fn vitals_and_stays_look_like_real_care() {
     assert!(
         (0.8..1.2).contains(&per_hour),
         "ICU charting {per_hour} sets per hour"
+    );
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    assert!(!xs.is_empty());
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+#[test]
+fn labs_are_plausible_flagged_right_and_follow_the_story() {
+    let b = raw_batch();
+    let scenario: HashMap<&str, &str> = b
+        .encounters
+        .iter()
+        .map(|e| (e["encounter_id"].as_str(), e["scenario"].as_str()))
+        .collect();
+    let disposition: HashMap<&str, &str> = b
+        .encounters
+        .iter()
+        .map(|e| (e["encounter_id"].as_str(), e["disposition"].as_str()))
+        .collect();
+    // Plausible adult ranges from the clinical reference, by LOINC.
+    let plausible: HashMap<&str, (f64, f64)> = HashMap::from([
+        ("6690-2", (0.5, 40.0)),
+        ("718-7", (5.0, 20.0)),
+        ("777-3", (10.0, 1000.0)),
+        ("2951-2", (115.0, 165.0)),
+        ("2823-3", (2.0, 7.5)),
+        ("2075-0", (80.0, 125.0)),
+        ("2028-9", (5.0, 45.0)),
+        ("3094-0", (2.0, 150.0)),
+        ("2160-0", (0.3, 12.0)),
+        ("2345-7", (30.0, 600.0)),
+        ("2524-7", (0.5, 15.0)),
+        ("67151-1", (3.0, 5000.0)),
+    ]);
+    assert!(b.labs.len() > 1000);
+    for r in &b.labs {
+        let v: f64 = r["value"].parse().unwrap();
+        let (lo, hi) = plausible[r["loinc_code"].as_str()];
+        assert!((lo..=hi).contains(&v), "{} {v}", r["test_name"]);
+        let (low, high): (f64, f64) = (
+            r["reference_low"].parse().unwrap(),
+            r["reference_high"].parse().unwrap(),
+        );
+        let ok = match r["abnormal_flag"].as_str() {
+            "N" => (low..=high).contains(&v),
+            "L" | "LL" => v < low,
+            "H" | "HH" => v > high,
+            other => panic!("flag {other}"),
+        };
+        assert!(
+            ok,
+            "{} {v} flagged {} against {low}..{high}",
+            r["test_name"], r["abnormal_flag"]
+        );
+        assert!(timestamp(&r["resulted_at"]) > timestamp(&r["collected_at"]));
+    }
+
+    // A metabolic panel is one draw with consistent arithmetic.
+    let mut panels: HashMap<(&str, &str), HashMap<&str, f64>> = HashMap::new();
+    for r in &b.labs {
+        panels
+            .entry((r["encounter_id"].as_str(), r["collected_at"].as_str()))
+            .or_default()
+            .insert(r["test_name"].as_str(), r["value"].parse().unwrap());
+    }
+    let mut bmps = 0;
+    for p in panels.values() {
+        if let (Some(na), Some(cl), Some(co2), Some(bun), Some(cr)) = (
+            p.get("Sodium"),
+            p.get("Chloride"),
+            p.get("CO2, total"),
+            p.get("BUN"),
+            p.get("Creatinine"),
+        ) {
+            let gap = na - cl - co2;
+            assert!((3.0..=25.0).contains(&gap), "anion gap {gap}");
+            let ratio = bun / cr;
+            assert!((5.0..=40.0).contains(&ratio), "BUN:creatinine {ratio}");
+            bmps += 1;
+        }
+    }
+    assert!(bmps > 100);
+
+    // Scenario signatures in aggregate.
+    let values = |name: &str, test: &str, filter: &dyn Fn(&str) -> bool| -> Vec<f64> {
+        b.labs
+            .iter()
+            .filter(|r| scenario[r["encounter_id"].as_str()] == name && r["test_name"] == test)
+            .filter(|r| filter(r["encounter_id"].as_str()))
+            .map(|r| r["value"].parse().unwrap())
+            .collect()
+    };
+    let any = |_: &str| true;
+    let sepsis_lactate = mean(&values("sepsis_icu", "Lactate", &any));
+    assert!(sepsis_lactate > 2.2, "septic lactate {sepsis_lactate}");
+    assert!(sepsis_lactate > mean(&values("pneumonia_admission", "Lactate", &any)));
+    assert!(mean(&values("sepsis_icu", "WBC", &any)) > 11.0);
+    assert!(
+        mean(&values("diabetes_followup", "Glucose", &any))
+            > mean(&values("routine_checkup", "Glucose", &any)) + 30.0
+    );
+    let escalated = |id: &str| matches!(disposition[id], "admitted" | "transferred");
+    let home = |id: &str| disposition[id] == "home";
+    assert!(
+        mean(&values(
+            "ed_chest_pain",
+            "Troponin T, high-sensitivity",
+            &escalated
+        )) > 40.0
+    );
+    assert!(
+        mean(&values(
+            "ed_chest_pain",
+            "Troponin T, high-sensitivity",
+            &home
+        )) < 14.0
+    );
+
+    // Septic survivors' lactate falls as their vitals improve.
+    let mut lactate: HashMap<&str, Vec<f64>> = HashMap::new();
+    for r in b.labs.iter().filter(|r| {
+        r["test_name"] == "Lactate" && scenario[r["encounter_id"].as_str()] == "sepsis_icu"
+    }) {
+        lactate
+            .entry(r["encounter_id"].as_str())
+            .or_default()
+            .push(r["value"].parse().unwrap());
+    }
+    let survivors: Vec<&Vec<f64>> = lactate
+        .iter()
+        .filter(|(id, series)| disposition[**id] != "expired" && series.len() >= 3)
+        .map(|(_, s)| s)
+        .collect();
+    let falling = survivors.iter().filter(|s| s[s.len() - 1] < s[0]).count();
+    assert!(
+        falling * 10 >= survivors.len() * 8,
+        "{falling} of {} septic survivors' lactate fell",
+        survivors.len()
+    );
+}
+
+#[test]
+fn notes_state_only_values_found_in_the_structured_files() {
+    let b = raw_batch();
+    let mut vitals: HashMap<&str, Vec<&HashMap<String, String>>> = HashMap::new();
+    for v in &b.vitals {
+        vitals
+            .entry(v["encounter_id"].as_str())
+            .or_default()
+            .push(v);
+    }
+    let mut labs: HashMap<&str, Vec<&HashMap<String, String>>> = HashMap::new();
+    for r in &b.labs {
+        labs.entry(r["encounter_id"].as_str()).or_default().push(r);
+    }
+    let tests = [
+        "Sodium",
+        "Potassium",
+        "Chloride",
+        "CO2, total",
+        "BUN",
+        "Creatinine",
+        "Glucose",
+        "WBC",
+        "Hemoglobin",
+        "Platelets",
+        "Lactate",
+        "Troponin T, high-sensitivity",
+    ];
+    let (mut vital_mentions, mut lab_mentions) = (0, 0);
+    for note in &b.notes {
+        let id = note["encounter_id"].as_str().unwrap();
+        let text = note["text"].as_str().unwrap();
+        let sets = vitals.get(id).cloned().unwrap_or_default();
+        let has = |column: &str, value: &str| sets.iter().any(|v| v[column] == value);
+        for part in text.split([',', '.', ';', ':']).map(str::trim) {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            match words.as_slice() {
+                ["HR", v, ..] => {
+                    assert!(
+                        has("heart_rate", v),
+                        "{id}: HR {v} not in vitals.csv: {text}"
+                    );
+                    vital_mentions += 1;
+                }
+                ["RR", v, ..] => assert!(has("respiratory_rate", v), "{id}: RR {v}: {text}"),
+                ["BP", bp, ..] => {
+                    let (s, d) = bp.split_once('/').unwrap();
+                    assert!(
+                        sets.iter()
+                            .any(|v| v["systolic_bp"] == s && v["diastolic_bp"] == d),
+                        "{id}: BP {bp}: {text}"
+                    );
+                }
+                ["SpO2", v, ..] => assert!(
+                    has("spo2", v.trim_end_matches('%')),
+                    "{id}: SpO2 {v}: {text}"
+                ),
+                _ => {}
+            }
+        }
+        // "T 38.9 C"
+        for (i, _) in text.match_indices("T ") {
+            let rest = &text[i + 2..];
+            if let Some(value) = rest.strip_suffix(" C").or_else(|| rest.split(" C").next())
+                && value.len() <= 4
+                && value.contains('.')
+                && (i == 0 || text[..i].ends_with(", ") || text[..i].ends_with(' '))
+            {
+                assert!(has("temperature_c", value), "{id}: T {value}: {text}");
+            }
+        }
+        for test in tests {
+            for (i, _) in text.match_indices(&format!("{test} ")) {
+                let value = text[i + test.len() + 1..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap();
+                if value.parse::<f64>().is_err() {
+                    continue;
+                }
+                let rows = labs.get(id).cloned().unwrap_or_default();
+                assert!(
+                    rows.iter()
+                        .any(|r| r["test_name"] == test && r["value"] == value),
+                    "{id}: {test} {value} not in labs.csv: {text}"
+                );
+                lab_mentions += 1;
+            }
+        }
+    }
+    assert!(
+        vital_mentions > 1000 && lab_mentions > 500,
+        "{vital_mentions} vital and {lab_mentions} lab mentions"
+    );
+
+    // Every encounter is documented; every admission ends with a discharge summary.
+    let noted: std::collections::HashSet<&str> = b
+        .notes
+        .iter()
+        .map(|n| n["encounter_id"].as_str().unwrap())
+        .collect();
+    for e in &b.encounters {
+        assert!(
+            noted.contains(e["encounter_id"].as_str()),
+            "{} has no note",
+            e["encounter_id"]
+        );
+    }
+    for e in b
+        .encounters
+        .iter()
+        .filter(|e| e["encounter_type"] == "inpatient")
+    {
+        assert!(
+            b.notes
+                .iter()
+                .any(|n| n["encounter_id"] == e["encounter_id"].as_str()
+                    && n["note_type"] == "discharge_summary")
+        );
+    }
+    let texts: std::collections::HashSet<&str> = b
+        .notes
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.len() * 10 > b.notes.len() * 9,
+        "notes are varied, not copies"
     );
 }

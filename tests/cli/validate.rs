@@ -92,3 +92,49 @@ fn a_missing_manifest_or_stray_file_is_reported() {
     let err = sb.fails(&["validate", dir.to_str().unwrap()]);
     assert!(err.contains("_manifest.json"), "{err}");
 }
+
+#[test]
+fn a_lab_flag_that_disagrees_with_its_value_is_caught() {
+    let (sb, dir) = batch_with_labs();
+    tamper(&dir, "labs.csv", |text| {
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        // Flip the flag of the first normal result.
+        let i = lines.iter().position(|l| l.contains(",N,")).unwrap();
+        lines[i] = lines[i].replacen(",N,", ",HH,", 1);
+        lines.join("\n") + "\n"
+    });
+    let err = sb.fails(&["validate", dir.to_str().unwrap()]);
+    assert!(
+        err.contains("labs.csv line") && err.contains("abnormal_flag HH disagrees"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_note_outside_its_encounter_or_not_json_is_caught() {
+    let (sb, dir) = batch_with_labs();
+    tamper(&dir, "notes.jsonl", |text| {
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let mut note: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        note["authored_at"] = "1999-01-01T00:00:00Z".into();
+        lines[0] = note.to_string();
+        lines[1] = "{not json".into();
+        lines.join("\n") + "\n"
+    });
+    let err = sb.fails(&["validate", dir.to_str().unwrap()]);
+    assert!(
+        err.contains("notes.jsonl line 1") && err.contains("outside encounter"),
+        "{err}"
+    );
+    assert!(
+        err.contains("notes.jsonl line 2") && err.contains("not a JSON object"),
+        "{err}"
+    );
+}
+
+fn batch_with_labs() -> (Sandbox, std::path::PathBuf) {
+    let sb = Sandbox::new();
+    sb.generate("raw", "2026-02-09", &["--encounters", "300"]);
+    let dir = sb.batch("raw", "2026-02-09");
+    (sb, dir)
+}

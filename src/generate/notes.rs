@@ -1,0 +1,435 @@
+//! Clinical notes: varied templates filled from the encounter's own rows, so
+//! every number a note states (vital signs, lab values) can be found in
+//! vitals.csv or labs.csv for the same encounter.
+//!
+//! Outpatient visits get a clinic note; ED visits a triage note and an ED
+//! disposition note; admissions an admission note, a progress note each
+//! hospital day and a discharge summary.
+
+use chrono::DateTime;
+use rand::RngExt;
+use rand::rngs::ChaCha8Rng;
+use rand::seq::IndexedRandom;
+
+use super::course::Course;
+use super::labs::LabResult;
+use super::vitals::{VitalSet, news2};
+use crate::config::Scenario;
+use crate::model::{Disposition, EncounterType, Sex};
+
+#[derive(Clone, Debug)]
+pub struct Note {
+    pub seq: u32,
+    pub note_type: &'static str,
+    pub author_role: &'static str,
+    pub authored_at: i64,
+    pub text: String,
+}
+
+pub const NOTE_TYPES: [&str; 6] = [
+    "clinic_note",
+    "triage",
+    "ed_disposition",
+    "admission_note",
+    "progress",
+    "discharge_summary",
+];
+pub const AUTHOR_ROLES: [&str; 5] = [
+    "physician",
+    "nurse_practitioner",
+    "triage_nurse",
+    "emergency_physician",
+    "hospitalist",
+];
+
+/// What the notes of one encounter are written from.
+pub struct Chart<'a> {
+    pub scenario: &'a Scenario,
+    pub complaint: &'a str,
+    pub age: u32,
+    pub sex: Sex,
+    pub disposition: Disposition,
+    pub course: &'a Course,
+    pub vitals: &'a [VitalSet],
+    pub labs: &'a [LabResult],
+}
+
+pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let mut add = |note_type, author_role, authored_at, text: String| {
+        notes.push(Note {
+            seq: notes.len() as u32 + 1,
+            note_type,
+            author_role,
+            authored_at,
+            text,
+        })
+    };
+    let (admit, discharge) = (chart.course.admit(), chart.course.discharge());
+    match chart.scenario.encounter_type {
+        EncounterType::Outpatient => {
+            let author = *["physician", "nurse_practitioner"]
+                .choose(&mut rng)
+                .unwrap_or(&"physician");
+            add(
+                "clinic_note",
+                author,
+                discharge,
+                clinic_note(&mut rng, chart),
+            );
+        }
+        EncounterType::Emergency => {
+            let first_vitals = chart.vitals.first().map_or(admit, |v| v.measured_at);
+            let triage_at = (first_vitals + rng.random_range(1..=5i64) * 60).min(discharge);
+            add(
+                "triage",
+                "triage_nurse",
+                triage_at,
+                triage_note(&mut rng, chart),
+            );
+            add(
+                "ed_disposition",
+                "emergency_physician",
+                discharge,
+                ed_disposition_note(&mut rng, chart),
+            );
+        }
+        EncounterType::Inpatient => {
+            let at = (admit + rng.random_range(30..=120i64) * 60).min(discharge);
+            add(
+                "admission_note",
+                "hospitalist",
+                at,
+                admission_note(&mut rng, chart, at),
+            );
+            let mut day = 1;
+            loop {
+                let at =
+                    (admit.div_euclid(86_400) + day) * 86_400 + rng.random_range(600..=720i64) * 60;
+                if at >= discharge {
+                    break;
+                }
+                add(
+                    "progress",
+                    "hospitalist",
+                    at,
+                    progress_note(&mut rng, chart, at, day),
+                );
+                day += 1;
+            }
+            add(
+                "discharge_summary",
+                "hospitalist",
+                discharge,
+                discharge_summary(&mut rng, chart),
+            );
+        }
+    }
+    notes
+}
+
+fn sex_word(sex: Sex) -> &'static str {
+    match sex {
+        Sex::Female => "female",
+        Sex::Male => "male",
+        Sex::Other | Sex::Unknown => "patient",
+    }
+}
+
+/// "HR 118, BP 92/51, RR 26, T 38.9 C, SpO2 91%", leaving out what was not measured.
+pub fn vitals_phrase(v: &VitalSet) -> String {
+    let mut parts = Vec::new();
+    if let Some(hr) = v.heart_rate {
+        parts.push(format!("HR {hr}"));
+    }
+    if let (Some(s), Some(d)) = (v.systolic_bp, v.diastolic_bp) {
+        parts.push(format!("BP {s}/{d}"));
+    }
+    if let Some(rr) = v.respiratory_rate {
+        parts.push(format!("RR {rr}"));
+    }
+    if let Some(t) = v.temperature_dc {
+        parts.push(format!("T {}.{} C", t / 10, t % 10));
+    }
+    if let Some(s) = v.spo2 {
+        parts.push(format!("SpO2 {s}%"));
+    }
+    parts.join(", ")
+}
+
+/// "Lactate 4.2 mmol/L (HH)"; the flag only when abnormal.
+pub fn lab_phrase(r: &LabResult) -> String {
+    let value = format!("{:.*}", r.test.decimals, r.value);
+    if r.flag == "N" {
+        format!("{} {value} {}", r.test.name, r.test.unit)
+    } else {
+        format!("{} {value} {} ({})", r.test.name, r.test.unit, r.flag)
+    }
+}
+
+fn news2_of(v: &VitalSet) -> u32 {
+    // Unmeasured signs count as normal.
+    news2(&[
+        v.heart_rate.map_or(75.0, f64::from),
+        v.systolic_bp.map_or(125.0, f64::from),
+        0.0,
+        v.respiratory_rate.map_or(16.0, f64::from),
+        v.temperature_dc.map_or(36.8, |t| f64::from(t) / 10.0),
+        v.spo2.map_or(98.0, f64::from),
+    ])
+}
+
+/// The latest vital set taken at or before `at`.
+fn vitals_at<'a>(chart: &Chart<'a>, at: i64) -> Option<&'a VitalSet> {
+    chart.vitals.iter().rev().find(|v| v.measured_at <= at)
+}
+
+/// The latest result of each test available (resulted) by `at`, in catalog order.
+fn labs_known_at<'a>(chart: &'a Chart<'_>, at: i64) -> Vec<&'a LabResult> {
+    let mut latest: Vec<&LabResult> = Vec::new();
+    for r in chart.labs.iter().filter(|r| r.resulted_at <= at) {
+        match latest.iter_mut().find(|l| l.test.key == r.test.key) {
+            Some(slot) => *slot = r,
+            None => latest.push(r),
+        }
+    }
+    latest.sort_by_key(|r| {
+        super::labs::CATALOG
+            .iter()
+            .position(|t| t.key == r.test.key)
+    });
+    latest
+}
+
+fn labs_sentence(rng: &mut ChaCha8Rng, results: &[&LabResult]) -> String {
+    if results.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = results.iter().map(|r| lab_phrase(r)).collect();
+    let lead = ["Labs:", "Latest labs:", "Laboratory results:"]
+        .choose(rng)
+        .copied()
+        .unwrap_or("Labs:");
+    format!(" {lead} {}.", list.join(", "))
+}
+
+fn disposition_text(d: Disposition) -> &'static str {
+    match d {
+        Disposition::Home => "discharged home",
+        Disposition::HomeWithServices => "discharged home with home health services",
+        Disposition::Admitted => "admitted to the hospital",
+        Disposition::Transferred => "transferred to another facility",
+        Disposition::SkilledNursingFacility => "discharged to a skilled nursing facility",
+        Disposition::LeftAgainstMedicalAdvice => "left against medical advice",
+        Disposition::Expired => "expired",
+    }
+}
+
+fn date_time(at: i64) -> String {
+    DateTime::from_timestamp(at, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+fn clinic_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {
+    let vitals = chart.vitals.first().map(vitals_phrase).unwrap_or_default();
+    let dept = &chart.scenario.department;
+    let cc = chart.complaint.to_lowercase();
+    let opening = match rng.random_range(0..3u32) {
+        0 => format!(
+            "{}-year-old {} seen in {dept} for {cc}.",
+            chart.age,
+            sex_word(chart.sex)
+        ),
+        1 => format!(
+            "{dept} visit: {cc}. {} y/o {}.",
+            chart.age,
+            sex_word(chart.sex)
+        ),
+        _ => format!(
+            "Patient ({}, {}) presents to {dept} for {cc}.",
+            chart.age,
+            sex_word(chart.sex)
+        ),
+    };
+    let discharge = chart.course.discharge();
+    let known = labs_known_at(chart, discharge);
+    let pending: Vec<&str> = {
+        let mut names: Vec<&str> = chart
+            .labs
+            .iter()
+            .filter(|r| r.resulted_at > discharge)
+            .map(|r| r.test.name)
+            .collect();
+        names.dedup();
+        names
+    };
+    let labs = if !known.is_empty() {
+        labs_sentence(rng, &known)
+    } else if !pending.is_empty() {
+        format!(
+            " Labs drawn today ({}); results to follow.",
+            pending.join(", ")
+        )
+    } else {
+        String::new()
+    };
+    let plan = [
+        "Continue current management.",
+        "No changes to medications today.",
+        "Lifestyle counselling given.",
+    ]
+    .choose(rng)
+    .copied()
+    .unwrap_or("");
+    let months = [3, 6, 12].choose(rng).copied().unwrap_or(6);
+    format!("{opening} Vitals: {vitals}.{labs} {plan} Follow-up in {months} months.")
+}
+
+fn triage_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {
+    let Some(first) = chart.vitals.first() else {
+        return format!("Arrived with {}.", chart.complaint.to_lowercase());
+    };
+    let vitals = vitals_phrase(first);
+    let score = news2_of(first);
+    let esi = if score >= 5 {
+        2
+    } else if score >= 1 {
+        3
+    } else {
+        4
+    };
+    let cc = chart.complaint.to_lowercase();
+    let sex = sex_word(chart.sex);
+    match rng.random_range(0..3u32) {
+        0 => format!(
+            "{}-year-old {sex} presenting with {cc}. Triage vitals: {vitals}. NEWS2 {score}, ESI {esi}.",
+            chart.age
+        ),
+        1 => format!(
+            "Pt is a {} y/o {sex} arriving with {cc}. Initial vitals {vitals}. ESI level {esi} (NEWS2 {score}).",
+            chart.age
+        ),
+        _ => format!(
+            "Chief complaint: {cc}. Age {}, {sex}. Vitals at triage: {vitals}. Assigned ESI {esi}; NEWS2 {score}.",
+            chart.age
+        ),
+    }
+}
+
+fn ed_disposition_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {
+    let discharge = chart.course.discharge();
+    let last = vitals_at(chart, discharge)
+        .map(vitals_phrase)
+        .unwrap_or_default();
+    let labs = labs_sentence(rng, &labs_known_at(chart, discharge));
+    let cc = chart.complaint.to_lowercase();
+    let opening = match rng.random_range(0..2u32) {
+        0 => format!("Evaluated in the emergency department for {cc}."),
+        _ => format!("ED course for {cc}."),
+    };
+    format!(
+        "{opening}{labs} Last vitals: {last}. Disposition: {}.",
+        disposition_text(chart.disposition)
+    )
+}
+
+fn admission_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>, at: i64) -> String {
+    let arrival = chart.vitals.first().map(vitals_phrase).unwrap_or_default();
+    let labs = labs_sentence(rng, &labs_known_at(chart, at));
+    let plan = match chart.scenario.vitals.interval_minutes {
+        0..=60 => "Close monitoring with hourly vital signs.",
+        _ => "Vital signs every 4 hours; daily labs.",
+    };
+    format!(
+        "{}-year-old {} admitted to {} with {}. On arrival: {arrival}.{labs} Plan: {plan}",
+        chart.age,
+        sex_word(chart.sex),
+        chart.scenario.department,
+        chart.complaint.to_lowercase()
+    )
+}
+
+fn progress_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>, at: i64, day: i64) -> String {
+    let factor = chart.course.factor(at);
+    let status = if factor > 1.0 {
+        [
+            "Condition deteriorating despite treatment.",
+            "Clinically worse since yesterday.",
+        ]
+    } else if factor < 0.35 {
+        ["Improving.", "Clinically much improved."]
+    } else {
+        [
+            "Slowly improving.",
+            "Some improvement, not yet at baseline.",
+        ]
+    }
+    .choose(rng)
+    .copied()
+    .unwrap_or("");
+    let vitals = vitals_at(chart, at).map(vitals_phrase).unwrap_or_default();
+    let since = at - 30 * 3600;
+    let recent: Vec<&LabResult> = labs_known_at(chart, at)
+        .into_iter()
+        .filter(|r| r.collected_at >= since)
+        .collect();
+    let labs = labs_sentence(rng, &recent);
+    format!("Hospital day {}. {status} Vitals: {vitals}.{labs}", day + 1)
+}
+
+fn discharge_summary(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {
+    let (admit, discharge) = (chart.course.admit(), chart.course.discharge());
+    let days = (discharge - admit) as f64 / 86_400.0;
+    let last = vitals_at(chart, discharge)
+        .map(vitals_phrase)
+        .unwrap_or_default();
+    // The worst value of each test over the stay.
+    let mut peaks: Vec<&LabResult> = Vec::new();
+    for r in chart.labs.iter().filter(|r| r.resulted_at <= discharge) {
+        let worse = |a: &LabResult, b: &LabResult| {
+            let (low, high) = a.reference;
+            let distance = |x: f64| {
+                if x < low {
+                    low - x
+                } else if x > high {
+                    x - high
+                } else {
+                    0.0
+                }
+            };
+            distance(a.value) > distance(b.value)
+        };
+        match peaks.iter_mut().find(|p| p.test.key == r.test.key) {
+            Some(slot) if worse(r, slot) => *slot = r,
+            Some(_) => {}
+            None => peaks.push(r),
+        }
+    }
+    let abnormal: Vec<String> = peaks
+        .iter()
+        .filter(|r| r.flag != "N")
+        .map(|r| lab_phrase(r))
+        .collect();
+    let course = if abnormal.is_empty() {
+        String::new()
+    } else {
+        format!(" Most abnormal results: {}.", abnormal.join(", "))
+    };
+    let cc = chart.complaint.to_lowercase();
+    let dept = &chart.scenario.department;
+    if chart.disposition == Disposition::Expired {
+        return format!(
+            "Patient died on {} after {days:.1} days in {dept}, admitted with {cc}.{course} Final vitals: {last}.",
+            date_time(discharge)
+        );
+    }
+    let opening = match rng.random_range(0..2u32) {
+        0 => format!("Admitted to {dept} with {cc}; length of stay {days:.1} days."),
+        _ => format!("Hospital course ({days:.1} days, {dept}) for {cc}."),
+    };
+    format!(
+        "{opening}{course} Vitals at discharge: {last}. Disposition: {}.",
+        disposition_text(chart.disposition)
+    )
+}
