@@ -279,7 +279,7 @@ fn describe(outcome: &Outcome) -> String {
         .manifest
         .files
         .iter()
-        .map(|f| format!("{} {}", f.rows, f.name.trim_end_matches(".csv")))
+        .map(|f| format!("{} {}", f.rows, f.name.split('.').next().unwrap_or(&f.name)))
         .collect();
     if outcome.created {
         format!(
