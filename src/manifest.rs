@@ -21,6 +21,8 @@ pub struct Manifest {
     pub config_sha256: String,
     /// IDs this batch took from the mode's counters (first..=last; null when none).
     pub ids: IdRanges,
+    /// Every dataset of the batch, in generation order (the manifest itself,
+    /// `_manifest.json`, is written last and not listed).
     pub files: Vec<FileEntry>,
 }
 
@@ -41,6 +43,9 @@ pub struct IdRanges {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
+    /// One of the batch's datasets, in generation order: patients.csv,
+    /// encounters.csv, vitals.csv, labs.csv, notes.jsonl.
+    #[schema(example = "labs.csv")]
     pub name: String,
     /// The schema this file conforms to and its version (see README,
     /// "Schema versions").

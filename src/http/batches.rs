@@ -98,9 +98,9 @@ fn location(date: BatchDate, mode: Mode) -> HeaderValue {
     params(("date" = String, Path, description = "Run date, YYYY-MM-DD", format = Date), GenerateQuery),
     security((), ("bearer" = [])),
     responses(
-        (status = 201, description = "Batch generated and committed", headers(("Location" = String, description = "The batch's manifest URL")),
+        (status = 201, description = "Batch generated and committed. The tar archive holds <date>/patients.csv, encounters.csv, vitals.csv, labs.csv, notes.jsonl and _manifest.json, in that order", headers(("Location" = String, description = "The batch's manifest URL")),
             content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"), (String = "application/x-ndjson"))),
-        (status = 200, description = "Batch already committed; nothing regenerated", headers(("Location" = String, description = "The batch's manifest URL")),
+        (status = 200, description = "Batch already committed; nothing regenerated (same bodies as 201)", headers(("Location" = String, description = "The batch's manifest URL")),
             content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 400, description = "Invalid date, mode, dataset, query parameter or volume", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Auth is on and the bearer token is missing or wrong", body = Problem, content_type = "application/problem+json"),
