@@ -28,6 +28,21 @@ impl Patient {
         model::patient_id(self.number)
     }
 
+    /// The row the patient master and the daily snapshot share (the snapshot
+    /// adds `snapshot_date`), in column order.
+    pub fn record(&self) -> [String; 8] {
+        [
+            self.id(),
+            self.mrn.clone(),
+            self.first_name.clone(),
+            self.last_name.clone(),
+            self.sex.as_str().to_string(),
+            self.birth_date.to_string(),
+            self.postal_code.clone(),
+            self.registered_date.to_string(),
+        ]
+    }
+
     /// Completed years of age on `date`.
     pub fn age_on(&self, date: NaiveDate) -> u32 {
         date.years_since(self.birth_date).unwrap_or(0)

@@ -234,18 +234,13 @@ fn write_patients(
     let mut out = CsvFile::create(dir, d.file_name(), d.header())?;
     let snapshot_date = date.to_string();
     for &i in snapshot {
-        let p = &master[i];
-        out.row([
-            p.id().as_str(),
-            &p.mrn,
-            &p.first_name,
-            &p.last_name,
-            p.sex.as_str(),
-            &p.birth_date.to_string(),
-            &p.postal_code,
-            &p.registered_date.to_string(),
-            &snapshot_date,
-        ])?;
+        let record = master[i].record();
+        out.row(
+            record
+                .iter()
+                .map(String::as_str)
+                .chain([snapshot_date.as_str()]),
+        )?;
     }
     out.finish()
 }

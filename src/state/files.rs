@@ -10,17 +10,13 @@ use crate::error::{Error, Result};
 use crate::generate::patients::Patient;
 use crate::model::{self, BatchDate, Sex};
 use crate::output::write_atomic;
+use crate::schema::Dataset;
 
-pub const MASTER_HEADER: [&str; 8] = [
-    "patient_id",
-    "mrn",
-    "first_name",
-    "last_name",
-    "sex",
-    "birth_date",
-    "postal_code",
-    "registered_date",
-];
+/// The master's columns: the daily snapshot's, without `snapshot_date`.
+fn master_header() -> &'static [&'static str] {
+    let header = Dataset::Patients.header();
+    &header[..header.len() - 1]
+}
 
 pub const LEDGER_HEADER: [&str; 4] = [
     "date",
@@ -128,7 +124,7 @@ fn number_field(path: &Path, line: u64, column: &str, s: &str) -> Result<u64> {
 /// Reads the patient master; row `n` must hold patient number `n`.
 pub fn read_master(path: &Path) -> Result<Vec<Patient>> {
     let mut patients = Vec::new();
-    for item in records(path, &MASTER_HEADER)? {
+    for item in records(path, master_header())? {
         let (line, r) = item?;
         let expected = patients.len() as u64 + 1;
         let number = model::parse_patient_id(&r[0]).ok_or_else(|| {
@@ -189,22 +185,10 @@ pub fn write_master(path: &Path, patients: &[Patient]) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        &MASTER_HEADER,
+        master_header(),
     )?;
     for p in patients {
-        let id = p.id();
-        let birth = p.birth_date.to_string();
-        let registered = p.registered_date.to_string();
-        out.row([
-            id.as_str(),
-            &p.mrn,
-            &p.first_name,
-            &p.last_name,
-            p.sex.as_str(),
-            &birth,
-            &p.postal_code,
-            &registered,
-        ])?;
+        out.row(p.record())?;
     }
     out.finish().map(|_| ())
 }
