@@ -166,11 +166,12 @@ pub async fn generate(
         None => {
             let engine = app.clone();
             let outcome = tokio::task::spawn_blocking(move || {
+                // Held until the commit, even if the client goes away meanwhile.
+                let _queue = guard;
                 run_generation(&engine, mode, date, &overrides, &mut |_| {})
             })
             .await
             .map_err(|e| ApiError::internal(&e))??;
-            drop(guard);
             let status = if outcome.created {
                 StatusCode::CREATED
             } else {

@@ -199,3 +199,42 @@ async fn state_locked_by_another_process_is_a_503_with_retry_after() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn middleware_adds_request_ids_limits_bodies_and_times_out_slow_heads() {
+    let app = spawn_app_with(&[
+        ("DATAGEN__SERVER__REQUEST_TIMEOUT_SECS", "1"),
+        ("DATAGEN__SERVER__MAX_ENCOUNTERS", "50000"),
+    ])
+    .await;
+    let response = app.get("/healthz").await;
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(!id.is_empty());
+    assert_ne!(
+        app.get("/healthz").await.headers()["x-request-id"]
+            .to_str()
+            .unwrap(),
+        id,
+        "one id per request"
+    );
+
+    let too_big = app
+        .client
+        .post(app.url("/batches/2026-02-08?mode=sample"))
+        .body(vec![b'x'; 64 * 1024])
+        .send()
+        .await
+        .unwrap();
+    problem(too_big, 413).await;
+    assert!(!app.batch_dir("sample", "2026-02-08").exists());
+
+    // A JSON answer that needs longer than the configured head timeout.
+    let slow = app
+        .post("/batches/2026-02-09?mode=raw&encounters=20000&new_patients=8000")
+        .await;
+    problem(slow, 503).await;
+    app.stop().await;
+}
