@@ -443,3 +443,30 @@ fn patients_born_before_1900_survive_a_state_reload() {
             .any(|r| r["birth_date"].as_str() < "1900-01-01")
     );
 }
+
+#[test]
+fn a_range_on_a_terminal_draws_a_progress_bar() {
+    // `script` (util-linux) runs the binary on a pseudo-terminal.
+    let sb = Sandbox::new();
+    let command = format!(
+        "{} generate --mode sample --from 2026-02-01 --to 2026-02-04",
+        crate::helpers::BIN
+    );
+    let out = std::process::Command::new("script")
+        .current_dir(sb.path())
+        .env("RUST_LOG", "warn")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("4/4") && screen.contains('\u{2588}'),
+        "no progress bar in {screen:?}"
+    );
+    assert!(
+        !screen.contains("backfill progress"),
+        "plain log lines are for non-terminals"
+    );
+    assert!(sb.batch("sample", "2026-02-04").exists());
+}

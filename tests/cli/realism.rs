@@ -329,6 +329,49 @@ fn labs_are_plausible_flagged_right_and_follow_the_story() {
         )) < 14.0
     );
 
+    // Labs agree with the vitals of the same encounter: whoever arrives with a
+    // high lactate also arrives tachycardic (one severity drives both).
+    let first_hr: HashMap<&str, f64> = b
+        .vitals
+        .iter()
+        .filter(|v| v["vital_id"].ends_with("-V001"))
+        .filter_map(|v| num(v, "heart_rate").map(|hr| (v["encounter_id"].as_str(), hr)))
+        .collect();
+    let mut pairs: Vec<(f64, f64)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in b.labs.iter().filter(|r| r["test_name"] == "Lactate") {
+        let id = r["encounter_id"].as_str();
+        if seen.insert(id)
+            && let Some(hr) = first_hr.get(id)
+        {
+            pairs.push((r["value"].parse().unwrap(), *hr));
+        }
+    }
+    let n = pairs.len() as f64;
+    let (mx, my) = (
+        pairs.iter().map(|p| p.0).sum::<f64>() / n,
+        pairs.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let cov: f64 = pairs.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    let (sx, sy): (f64, f64) = (
+        pairs
+            .iter()
+            .map(|(x, _)| (x - mx).powi(2))
+            .sum::<f64>()
+            .sqrt(),
+        pairs
+            .iter()
+            .map(|(_, y)| (y - my).powi(2))
+            .sum::<f64>()
+            .sqrt(),
+    );
+    let r = cov / (sx * sy);
+    assert!(
+        pairs.len() > 30 && r > 0.3,
+        "first lactate vs first heart rate: r = {r:.2} over {} encounters",
+        pairs.len()
+    );
+
     // Septic survivors' lactate falls as their vitals improve.
     let mut lactate: HashMap<&str, Vec<f64>> = HashMap::new();
     for r in b.labs.iter().filter(|r| {
