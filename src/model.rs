@@ -66,10 +66,6 @@ impl FromStr for Mode {
 pub struct BatchDate(NaiveDate);
 
 impl BatchDate {
-    pub fn new(date: NaiveDate) -> Self {
-        BatchDate(date)
-    }
-
     pub fn date(self) -> NaiveDate {
         self.0
     }

@@ -155,15 +155,10 @@ impl Dataset {
     pub fn version(self) -> &'static str {
         contract(self).version.as_str()
     }
-
-    pub fn schema(self) -> &'static Value {
-        &contract(self).schema
-    }
 }
 
 /// A compiled schema with what the CSV reader needs to know of its columns.
 pub struct Contract {
-    pub dataset: Dataset,
     pub schema: Value,
     pub version: String,
     pub columns: Vec<Column>,
@@ -240,7 +235,6 @@ impl Contract {
             .build(&schema)
             .map_err(|e| e.to_string())?;
         Ok(Contract {
-            dataset,
             schema,
             version,
             columns,
@@ -329,6 +323,67 @@ mod tests {
             assert_eq!(names, d.header(), "{}", d.name());
             assert_eq!(c.version, "1.0.0");
         }
+    }
+
+    /// The enumerations the generator draws from are exactly the ones the
+    /// schemas allow: code and contract cannot drift apart.
+    #[test]
+    fn schema_enums_match_the_generator_vocabulary() {
+        use crate::generate::{labs, notes};
+        use crate::model::{Disposition, Sex};
+        let allowed = |d: Dataset, column: &str| -> Vec<String> {
+            let values = &contract(d).schema["properties"][column]["enum"];
+            values
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v.dedup();
+            v
+        };
+        let catalog = |f: fn(&labs::LabTest) -> &'static str| {
+            sorted(labs::CATALOG.iter().map(|t| f(t).to_string()).collect())
+        };
+        assert_eq!(
+            sorted(allowed(Dataset::Labs, "loinc_code")),
+            catalog(|t| t.loinc)
+        );
+        assert_eq!(
+            sorted(allowed(Dataset::Labs, "test_name")),
+            catalog(|t| t.name)
+        );
+        assert_eq!(sorted(allowed(Dataset::Labs, "unit")), catalog(|t| t.unit));
+        let strings = |xs: &[&str]| sorted(xs.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            sorted(allowed(Dataset::Notes, "note_type")),
+            strings(&notes::NOTE_TYPES)
+        );
+        assert_eq!(
+            sorted(allowed(Dataset::Notes, "author_role")),
+            strings(&notes::AUTHOR_ROLES)
+        );
+        let sexes: Vec<&str> = Sex::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(sorted(allowed(Dataset::Patients, "sex")), strings(&sexes));
+        let dispositions: Vec<&str> = [
+            Disposition::Home,
+            Disposition::HomeWithServices,
+            Disposition::Admitted,
+            Disposition::Transferred,
+            Disposition::SkilledNursingFacility,
+            Disposition::LeftAgainstMedicalAdvice,
+            Disposition::Expired,
+        ]
+        .iter()
+        .map(|d| d.as_str())
+        .collect();
+        assert_eq!(
+            sorted(allowed(Dataset::Encounters, "disposition")),
+            strings(&dispositions)
+        );
     }
 
     #[test]

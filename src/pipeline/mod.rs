@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::model::{BatchDate, Mode};
-use crate::state::{LEDGER_FILE, LedgerEntry, Recovery, StateStore, read_ledger};
+use crate::state::{LEDGER_FILE, LedgerEntry, StateStore, read_ledger};
 
 /// Per-run volume overrides, taken exactly (the CLI's `--new-patients` and
 /// `--encounters`).
@@ -32,8 +32,6 @@ pub struct Outcome {
     pub created: bool,
     pub dir: PathBuf,
     pub manifest: Manifest,
-    /// What start-up recovery did before this run, if anything.
-    pub recovery: Option<Recovery>,
     pub elapsed: Duration,
 }
 
@@ -77,7 +75,6 @@ impl Engine {
         let started = Instant::now();
         let timeout = Duration::from_secs(self.config.state.lock_timeout_secs);
         let store = StateStore::open(&self.layout, mode, timeout)?;
-        let recovery = store.recovery().cloned();
         let dir = self.layout.batch_dir(mode, date);
 
         let ledger = store.ledger()?;
@@ -87,7 +84,6 @@ impl Engine {
                 created: false,
                 dir,
                 manifest,
-                recovery,
                 elapsed: started.elapsed(),
             });
         }
@@ -126,7 +122,6 @@ impl Engine {
             created: true,
             dir,
             manifest,
-            recovery,
             elapsed: started.elapsed(),
         })
     }

@@ -3,7 +3,7 @@
 //! behind and a crashed holder releases it with its last descriptor.
 
 use std::fs::{File, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,6 @@ use crate::model::Mode;
 #[derive(Debug)]
 pub struct StateLock {
     _dir: File,
-    path: PathBuf,
 }
 
 impl StateLock {
@@ -26,10 +25,7 @@ impl StateLock {
         loop {
             match handle.try_lock() {
                 Ok(()) => {
-                    return Ok(StateLock {
-                        _dir: handle,
-                        path: dir.to_path_buf(),
-                    });
+                    return Ok(StateLock { _dir: handle });
                 }
                 Err(TryLockError::WouldBlock) => {
                     if started.elapsed() >= timeout {
@@ -50,9 +46,5 @@ impl StateLock {
                 }
             }
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }

@@ -50,21 +50,11 @@ pub struct State {
     pub ledger: Vec<LedgerEntry>,
 }
 
-/// What recovery did when the lock was taken.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Recovery {
-    /// An interrupted commit of this date was finished.
-    RolledForward(BatchDate),
-    /// An interrupted, uncommitted batch was discarded.
-    RolledBack,
-}
-
 /// A mode's state, locked for writing.
 pub struct StateStore {
     layout: Layout,
     mode: Mode,
     dir: PathBuf,
-    recovery: Option<Recovery>,
     _lock: StateLock,
 }
 
@@ -75,19 +65,14 @@ impl StateStore {
         layout.prepare(mode)?;
         let dir = layout.state_dir(mode);
         let lock = StateLock::acquire(&dir, mode, timeout)?;
-        let mut store = StateStore {
+        let store = StateStore {
             layout: layout.clone(),
             mode,
             dir,
-            recovery: None,
             _lock: lock,
         };
-        store.recovery = store.recover()?;
+        store.recover()?;
         Ok(store)
-    }
-
-    pub fn recovery(&self) -> Option<&Recovery> {
-        self.recovery.as_ref()
     }
 
     fn path(&self, file: &str) -> PathBuf {
@@ -98,7 +83,8 @@ impl StateStore {
         self.dir.join(TXN_DIR)
     }
 
-    fn recover(&self) -> Result<Option<Recovery>> {
+    /// Finishes or discards an interrupted run, and logs which.
+    fn recover(&self) -> Result<()> {
         let txn = self.txn();
         let marker = txn.join(COMMIT_MARKER);
         if marker.exists() {
@@ -111,7 +97,7 @@ impl StateStore {
             })?;
             self.apply(date)?;
             tracing::warn!(mode = %self.mode, %date, "recovery: finished an interrupted commit");
-            return Ok(Some(Recovery::RolledForward(date)));
+            return Ok(());
         }
         let mut discarded = false;
         if txn.exists() {
@@ -131,10 +117,8 @@ impl StateStore {
         self.tidy_staging();
         if discarded {
             tracing::warn!(mode = %self.mode, "recovery: discarded an interrupted, uncommitted batch");
-            Ok(Some(Recovery::RolledBack))
-        } else {
-            Ok(None)
         }
+        Ok(())
     }
 
     /// The committed dates, without loading the master.
@@ -288,10 +272,6 @@ impl StateStore {
         if let Some(parent) = root.parent() {
             let _ = std::fs::remove_dir(parent);
         }
-    }
-
-    pub fn mode(&self) -> Mode {
-        self.mode
     }
 }
 
