@@ -1,6 +1,8 @@
 //! Patients: registering the day's new patients and moving some returning ones
 //! (a new postal code, for downstream slowly-changing-dimension handling).
 
+use std::borrow::Cow;
+
 use chrono::{Datelike, Days, NaiveDate};
 use rand::seq::IndexedRandom;
 use rand::{Rng, RngExt};
@@ -30,16 +32,16 @@ impl Patient {
 
     /// The row the patient master and the daily snapshot share (the snapshot
     /// adds `snapshot_date`), in column order.
-    pub fn record(&self) -> [String; 8] {
+    pub fn record(&self) -> [Cow<'_, str>; 8] {
         [
-            self.id(),
-            self.mrn.clone(),
-            self.first_name.clone(),
-            self.last_name.clone(),
-            self.sex.as_str().to_string(),
-            self.birth_date.to_string(),
-            self.postal_code.clone(),
-            self.registered_date.to_string(),
+            Cow::Owned(self.id()),
+            Cow::Borrowed(&self.mrn),
+            Cow::Borrowed(&self.first_name),
+            Cow::Borrowed(&self.last_name),
+            Cow::Borrowed(self.sex.as_str()),
+            Cow::Owned(self.birth_date.to_string()),
+            Cow::Borrowed(&self.postal_code),
+            Cow::Owned(self.registered_date.to_string()),
         ]
     }
 

@@ -238,7 +238,7 @@ fn write_patients(
         out.row(
             record
                 .iter()
-                .map(String::as_str)
+                .map(|field| field.as_ref())
                 .chain([snapshot_date.as_str()]),
         )?;
     }

@@ -188,7 +188,7 @@ pub fn write_master(path: &Path, patients: &[Patient]) -> Result<()> {
         master_header(),
     )?;
     for p in patients {
-        out.row(p.record())?;
+        out.row(p.record().iter().map(|field| field.as_bytes()))?;
     }
     out.finish().map(|_| ())
 }
