@@ -155,7 +155,7 @@ pub fn load_config(global: &GlobalArgs) -> Result<Config, Error> {
         seed: global.seed,
         lock_timeout_secs: global.lock_timeout,
         bind: None,
-    });
+    })?;
     Ok(config)
 }
 
@@ -173,7 +173,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 config.apply(&CliOverrides {
                     bind: Some(bind),
                     ..Default::default()
-                });
+                })?;
             }
             serve(config)?;
             Ok(ExitCode::SUCCESS)
@@ -190,18 +190,27 @@ fn serve(config: Config) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::InvalidInput(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|source| Error::Server {
+            what: "cannot start the async runtime".into(),
+            source,
+        })?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&bind)
             .await
-            .map_err(|e| Error::InvalidInput(format!("cannot listen on {bind}: {e}")))?;
+            .map_err(|source| Error::Server {
+                what: format!("cannot listen on {bind}"),
+                source,
+            })?;
         crate::http::run(
             listener,
             Engine::new(config),
             crate::http::shutdown_signal(),
         )
         .await
-        .map_err(|e| Error::InvalidInput(format!("server failed: {e}")))
+        .map_err(|source| Error::Server {
+            what: "the server stopped".into(),
+            source,
+        })
     })
 }
 

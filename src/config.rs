@@ -311,8 +311,9 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies command-line overrides (the last layer).
-    pub fn apply(&mut self, cli: &CliOverrides) {
+    /// Applies command-line overrides (the last layer) and checks the result
+    /// again, so a bad flag fails as clearly as a bad file.
+    pub fn apply(&mut self, cli: &CliOverrides) -> Result<(), Error> {
         if let Some(dir) = &cli.data_dir {
             self.paths.data_dir = dir.clone();
         }
@@ -328,6 +329,10 @@ impl Config {
         if let Some(bind) = &cli.bind {
             self.server.bind = bind.clone();
         }
+        self.validate().map_err(|reason| Error::Config {
+            origin: "command-line flags".into(),
+            reason,
+        })
     }
 
     pub fn volume(&self, mode: crate::model::Mode) -> &Volume {

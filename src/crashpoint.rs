@@ -12,10 +12,18 @@ use std::sync::OnceLock;
 
 pub const ENV: &str = "DATAGEN_CRASHPOINT";
 
-pub fn reached(name: &str) {
+fn target() -> Option<&'static str> {
     static TARGET: OnceLock<Option<String>> = OnceLock::new();
-    let target = TARGET.get_or_init(|| std::env::var(ENV).ok());
-    if target.as_deref() == Some(name) {
+    TARGET.get_or_init(|| std::env::var(ENV).ok()).as_deref()
+}
+
+/// Whether any crash point is set (callers skip preparation otherwise).
+pub fn armed() -> bool {
+    target().is_some()
+}
+
+pub fn reached(name: &str) {
+    if target() == Some(name) {
         let mut err = std::io::stderr();
         let _ = writeln!(err, "datagen: crashpoint {name}");
         let _ = err.flush();

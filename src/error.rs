@@ -54,6 +54,14 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The service could not start or stopped on an I/O error.
+    #[error("{what}: {source}")]
+    Server {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+
     #[error("{file}{}: {reason}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
     Invalid {
         file: String,

@@ -38,12 +38,17 @@ impl HashingFile {
         })
     }
 
-    /// Flushes to disk and returns (bytes, sha256 hex).
-    pub fn finish(self, path: &Path) -> Result<(u64, String)> {
+    /// Syncs to disk and describes the file for the manifest.
+    pub fn finish(self, path: &Path, name: String, rows: u64) -> Result<Written> {
         self.file
             .sync_all()
             .map_err(Error::io("cannot sync", path))?;
-        Ok((self.bytes, hex::encode(self.hasher.finalize())))
+        Ok(Written {
+            name,
+            rows,
+            bytes: self.bytes,
+            sha256: hex::encode(self.hasher.finalize()),
+        })
     }
 }
 
@@ -137,13 +142,7 @@ impl CsvFile {
             path: path.clone(),
             source: io::Error::new(e.error().kind(), e.error().to_string()),
         })?;
-        let (bytes, sha256) = file.finish(&path)?;
-        Ok(Written {
-            name,
-            rows,
-            bytes,
-            sha256,
-        })
+        file.finish(&path, name, rows)
     }
 }
 
@@ -201,13 +200,7 @@ impl JsonLinesFile {
         let file = writer
             .into_inner()
             .map_err(|e| Error::io("cannot write", path.clone())(e.into_error()))?;
-        let (bytes, sha256) = file.finish(&path)?;
-        Ok(Written {
-            name,
-            rows,
-            bytes,
-            sha256,
-        })
+        file.finish(&path, name, rows)
     }
 }
 

@@ -358,13 +358,15 @@ mod tests {
         );
         assert_eq!(sorted(allowed(Dataset::Labs, "unit")), catalog(|t| t.unit));
         let strings = |xs: &[&str]| sorted(xs.iter().map(|s| s.to_string()).collect());
+        let note_types: Vec<&str> = notes::NoteType::ALL.iter().map(|t| t.as_str()).collect();
+        let roles: Vec<&str> = notes::AuthorRole::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(
             sorted(allowed(Dataset::Notes, "note_type")),
-            strings(&notes::NOTE_TYPES)
+            strings(&note_types)
         );
         assert_eq!(
             sorted(allowed(Dataset::Notes, "author_role")),
-            strings(&notes::AUTHOR_ROLES)
+            strings(&roles)
         );
         let sexes: Vec<&str> = Sex::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(sorted(allowed(Dataset::Patients, "sex")), strings(&sexes));

@@ -20,27 +20,74 @@ use crate::model::{Disposition, EncounterType, Sex};
 #[derive(Clone, Debug)]
 pub struct Note {
     pub seq: u32,
-    pub note_type: &'static str,
-    pub author_role: &'static str,
+    pub note_type: NoteType,
+    pub author_role: AuthorRole,
     pub authored_at: i64,
     pub text: String,
 }
 
-pub const NOTE_TYPES: [&str; 6] = [
-    "clinic_note",
-    "triage",
-    "ed_disposition",
-    "admission_note",
-    "progress",
-    "discharge_summary",
-];
-pub const AUTHOR_ROLES: [&str; 5] = [
-    "physician",
-    "nurse_practitioner",
-    "triage_nurse",
-    "emergency_physician",
-    "hospitalist",
-];
+/// The kinds of note written (notes.jsonl `note_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoteType {
+    ClinicNote,
+    Triage,
+    EdDisposition,
+    AdmissionNote,
+    Progress,
+    DischargeSummary,
+}
+
+impl NoteType {
+    pub const ALL: [NoteType; 6] = [
+        NoteType::ClinicNote,
+        NoteType::Triage,
+        NoteType::EdDisposition,
+        NoteType::AdmissionNote,
+        NoteType::Progress,
+        NoteType::DischargeSummary,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteType::ClinicNote => "clinic_note",
+            NoteType::Triage => "triage",
+            NoteType::EdDisposition => "ed_disposition",
+            NoteType::AdmissionNote => "admission_note",
+            NoteType::Progress => "progress",
+            NoteType::DischargeSummary => "discharge_summary",
+        }
+    }
+}
+
+/// Who writes a note (notes.jsonl `author_role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthorRole {
+    Physician,
+    NursePractitioner,
+    TriageNurse,
+    EmergencyPhysician,
+    Hospitalist,
+}
+
+impl AuthorRole {
+    pub const ALL: [AuthorRole; 5] = [
+        AuthorRole::Physician,
+        AuthorRole::NursePractitioner,
+        AuthorRole::TriageNurse,
+        AuthorRole::EmergencyPhysician,
+        AuthorRole::Hospitalist,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorRole::Physician => "physician",
+            AuthorRole::NursePractitioner => "nurse_practitioner",
+            AuthorRole::TriageNurse => "triage_nurse",
+            AuthorRole::EmergencyPhysician => "emergency_physician",
+            AuthorRole::Hospitalist => "hospitalist",
+        }
+    }
+}
 
 /// What the notes of one encounter are written from.
 pub struct Chart<'a> {
@@ -68,11 +115,11 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>) -> Vec<Note> {
     let (admit, discharge) = (chart.course.admit(), chart.course.discharge());
     match chart.scenario.encounter_type {
         EncounterType::Outpatient => {
-            let author = *["physician", "nurse_practitioner"]
+            let author = *[AuthorRole::Physician, AuthorRole::NursePractitioner]
                 .choose(&mut rng)
-                .unwrap_or(&"physician");
+                .unwrap_or(&AuthorRole::Physician);
             add(
-                "clinic_note",
+                NoteType::ClinicNote,
                 author,
                 discharge,
                 clinic_note(&mut rng, chart),
@@ -82,14 +129,14 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>) -> Vec<Note> {
             let first_vitals = chart.vitals.first().map_or(admit, |v| v.measured_at);
             let triage_at = (first_vitals + rng.random_range(1..=5i64) * 60).min(discharge);
             add(
-                "triage",
-                "triage_nurse",
+                NoteType::Triage,
+                AuthorRole::TriageNurse,
                 triage_at,
                 triage_note(&mut rng, chart),
             );
             add(
-                "ed_disposition",
-                "emergency_physician",
+                NoteType::EdDisposition,
+                AuthorRole::EmergencyPhysician,
                 discharge,
                 ed_disposition_note(&mut rng, chart),
             );
@@ -97,8 +144,8 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>) -> Vec<Note> {
         EncounterType::Inpatient => {
             let at = (admit + rng.random_range(30..=120i64) * 60).min(discharge);
             add(
-                "admission_note",
-                "hospitalist",
+                NoteType::AdmissionNote,
+                AuthorRole::Hospitalist,
                 at,
                 admission_note(&mut rng, chart, at),
             );
@@ -110,16 +157,16 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>) -> Vec<Note> {
                     break;
                 }
                 add(
-                    "progress",
-                    "hospitalist",
+                    NoteType::Progress,
+                    AuthorRole::Hospitalist,
                     at,
                     progress_note(&mut rng, chart, at, day),
                 );
                 day += 1;
             }
             add(
-                "discharge_summary",
-                "hospitalist",
+                NoteType::DischargeSummary,
+                AuthorRole::Hospitalist,
                 discharge,
                 discharge_summary(&mut rng, chart),
             );

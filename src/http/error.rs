@@ -134,6 +134,7 @@ impl From<Error> for ApiError {
             | Error::CorruptState { .. }
             | Error::MissingBatch { .. }
             | Error::Io { .. }
+            | Error::Server { .. }
             | Error::Invalid { .. } => ApiError::internal(&e),
         }
     }

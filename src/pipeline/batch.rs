@@ -291,7 +291,7 @@ fn write_clinical(
     let mut text = String::new();
     let mut sets: Vec<VitalSet> = Vec::new();
     for (i, e) in plan.iter().enumerate() {
-        if i == plan.len() / 2 && crashpoint_armed() {
+        if i == plan.len() / 2 && crashpoint::armed() {
             vitals_out.flush()?;
             crashpoint::reached("vitals");
         }
@@ -368,9 +368,9 @@ fn write_clinical(
                 note_id: std::str::from_utf8(&id).unwrap_or_default(),
                 encounter_id: &encounter_id,
                 patient_id: &patient_id,
-                note_type: note.note_type,
+                note_type: note.note_type.as_str(),
                 authored_at: std::str::from_utf8(ts.format(note.authored_at)).unwrap_or_default(),
-                author_role: note.author_role,
+                author_role: note.author_role.as_str(),
                 text: &note.text,
             })?;
         }
@@ -403,10 +403,6 @@ struct NoteRow<'a> {
     authored_at: &'a str,
     author_role: &'a str,
     text: &'a str,
-}
-
-fn crashpoint_armed() -> bool {
-    std::env::var_os(crashpoint::ENV).is_some()
 }
 
 /// `E0000000123-V001`: the encounter's ID, a kind (`-V` vitals, `-L` labs,

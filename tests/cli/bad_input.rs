@@ -307,3 +307,20 @@ fn a_disk_write_failure_midway_leaves_nothing_behind() {
     // Nothing was lost: the same date generates fine afterwards.
     sb.generate("sample", "2026-02-09", &["--encounters", "300"]);
 }
+
+#[test]
+fn serve_refuses_a_bad_or_busy_address_clearly() {
+    let sb = Sandbox::new();
+    let err = sb.fails(&["serve", "--bind", "256.0.0.1:80"]);
+    assert!(
+        err.contains("server.bind") && err.contains("256.0.0.1:80"),
+        "{err}"
+    );
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    let err = sb.fails(&["serve", "--bind", &address]);
+    assert!(
+        err.contains(&format!("cannot listen on {address}")) && !err.contains("invalid request"),
+        "{err}"
+    );
+}
