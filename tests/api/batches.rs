@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 
-use crate::helpers::{problem, sha256_hex, spawn_app, spawn_app_with};
+use crate::helpers::{assert_valid_batch, problem, sha256_hex, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn post_creates_a_batch_then_returns_the_same_manifest_with_200() {
@@ -297,16 +297,7 @@ async fn concurrent_posts_of_different_dates_and_modes_keep_ids_unique() {
                     "duplicate vital id in {mode}"
                 );
             }
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_datagen"))
-                .arg("validate")
-                .arg(&dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert_valid_batch(&dir);
         }
         let counter = std::fs::read_to_string(
             app.dir

@@ -2,11 +2,14 @@
 //! its own temp data and state directories, with a real HTTP client.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use datagen::config::{Config, ConfigSources};
 use datagen::pipeline::Engine;
 use tempfile::TempDir;
+
+pub use crate::common::sha256_hex;
+use crate::common::{Tree, snapshot};
 
 pub struct TestApp {
     pub address: String,
@@ -98,11 +101,9 @@ impl TestApp {
         panic!("server never became ready");
     }
 
-    /// Every file under the temp dir with its bytes.
-    pub fn tree(&self) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-        let mut out = std::collections::BTreeMap::new();
-        walk(self.dir.path(), self.dir.path(), &mut out);
-        out
+    /// Every file and directory under the temp dir, with file contents.
+    pub fn tree(&self) -> Tree {
+        snapshot(self.dir.path(), self.dir.path())
     }
 
     pub async fn stop(mut self) {
@@ -111,23 +112,6 @@ impl TestApp {
         }
         if let Some(server) = self.server.take() {
             server.await.unwrap().unwrap();
-        }
-    }
-}
-
-fn walk(dir: &Path, base: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            walk(&path, base, out);
-        } else {
-            out.insert(
-                path.strip_prefix(base).unwrap().to_path_buf(),
-                std::fs::read(&path).unwrap(),
-            );
         }
     }
 }
@@ -152,7 +136,16 @@ pub async fn problem(response: reqwest::Response, status: u16) -> String {
     body["detail"].as_str().unwrap().to_string()
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
+/// Runs `datagen validate` on a batch directory and insists it passes.
+pub fn assert_valid_batch(dir: &std::path::Path) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_datagen"))
+        .arg("validate")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

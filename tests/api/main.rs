@@ -5,6 +5,9 @@
 // Test code may panic on anything unexpected: that is how it fails.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod batches;
 mod errors;
 mod helpers;

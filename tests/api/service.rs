@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::helpers::{problem, spawn_app};
+use crate::helpers::{assert_valid_batch, problem, spawn_app};
 
 #[tokio::test]
 async fn every_dataset_schema_is_served() {
@@ -175,15 +175,5 @@ fn sigterm_during_a_generation_finishes_the_commit_then_exits_cleanly() {
     );
     let status = server.wait().unwrap();
     assert!(status.success(), "exit status {status}");
-    let batch = dir.path().join("data/raw/2026-02-08");
-    let out = Command::new(env!("CARGO_BIN_EXE_datagen"))
-        .arg("validate")
-        .arg(&batch)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_valid_batch(&dir.path().join("data/raw/2026-02-08"));
 }

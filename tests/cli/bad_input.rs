@@ -13,10 +13,7 @@ fn with_history() -> Sandbox {
     sb
 }
 
-fn assert_untouched(
-    sb: &Sandbox,
-    before: &std::collections::BTreeMap<std::path::PathBuf, Option<Vec<u8>>>,
-) {
+fn assert_untouched(sb: &Sandbox, before: &crate::common::Tree) {
     assert_eq!(&sb.tree(), before, "data/ or state/ changed");
 }
 
@@ -260,17 +257,12 @@ fn a_read_only_data_directory_is_refused() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// `dir` and everything below it.
 fn walk_all(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![dir.to_path_buf()];
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk_all(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
+    crate::common::snapshot(dir, dir)
+        .into_keys()
+        .map(|relative| dir.join(relative))
+        .collect()
 }
 
 #[test]

@@ -48,20 +48,25 @@ fn every_row_of_every_file_matches_its_schema_in_both_modes() {
     }
 }
 
-/// The header must be the schema's properties in order, read from the
-/// schemas/ folder on disk (not from the binary).
-fn assert_header_matches_schema(csv_path: &std::path::Path, dataset: &str) {
-    let schema_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+/// A schema from the schemas/ folder on disk (not from the binary), and its
+/// property names in order.
+fn schema_on_disk(dataset: &str) -> (serde_json::Value, Vec<String>) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("schemas")
         .join(format!("{dataset}.schema.json"));
-    let schema: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
-    let properties: Vec<String> = schema["properties"]
+    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let properties = schema["properties"]
         .as_object()
         .unwrap()
         .keys()
         .cloned()
         .collect();
+    (schema, properties)
+}
+
+/// The header must be the schema's properties in order, and every column required.
+fn assert_header_matches_schema(csv_path: &std::path::Path, dataset: &str) {
+    let (schema, properties) = schema_on_disk(dataset);
     let required: Vec<String> = schema["required"]
         .as_array()
         .unwrap()
@@ -75,16 +80,7 @@ fn assert_header_matches_schema(csv_path: &std::path::Path, dataset: &str) {
 /// Every notes.jsonl object is one line whose keys are the schema's
 /// properties in order, and the manifest declares every file's schema version.
 fn assert_note_keys_match_schema(path: &std::path::Path) {
-    let schema_path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/notes.schema.json");
-    let schema: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
-    let properties: Vec<String> = schema["properties"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+    let (_, properties) = schema_on_disk("notes");
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.ends_with('\n'));
     let mut lines = 0;

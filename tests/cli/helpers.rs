@@ -6,8 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use sha2::{Digest, Sha256};
 use tempfile::TempDir;
+
+use crate::common::{Tree, sha256_hex, snapshot};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_datagen");
 
@@ -81,10 +82,10 @@ impl Sandbox {
     }
 
     /// Every file and directory under data/ and state/, with file contents.
-    pub fn tree(&self) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-        let mut tree = BTreeMap::new();
+    pub fn tree(&self) -> Tree {
+        let mut tree = Tree::new();
         for root in ["data", "state"] {
-            walk(&self.path().join(root), self.path(), &mut tree);
+            tree.extend(snapshot(&self.path().join(root), self.path()));
         }
         tree
     }
@@ -93,7 +94,7 @@ impl Sandbox {
     pub fn digests(&self) -> BTreeMap<PathBuf, String> {
         self.tree()
             .into_iter()
-            .filter_map(|(p, c)| c.map(|c| (p, hex::encode(Sha256::digest(c)))))
+            .filter_map(|(p, c)| c.map(|c| (p, sha256_hex(&c))))
             .collect()
     }
 
@@ -122,24 +123,6 @@ impl Sandbox {
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         child
-    }
-}
-
-fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    out.insert(dir.strip_prefix(base).unwrap().to_path_buf(), None);
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            walk(&path, base, out);
-        } else {
-            out.insert(
-                path.strip_prefix(base).unwrap().to_path_buf(),
-                Some(std::fs::read(&path).unwrap()),
-            );
-        }
     }
 }
 

@@ -4,6 +4,9 @@
 // Test code may panic on anything unexpected: that is how it fails.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod bad_input;
 mod batches;
 mod helpers;

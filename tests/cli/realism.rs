@@ -13,7 +13,13 @@ struct Batch {
     notes: Vec<serde_json::Value>,
 }
 
-fn raw_batch() -> Batch {
+/// One raw batch of 4,000 encounters, generated once for all realism tests.
+fn raw_batch() -> &'static Batch {
+    static BATCH: std::sync::OnceLock<Batch> = std::sync::OnceLock::new();
+    BATCH.get_or_init(generate_raw_batch)
+}
+
+fn generate_raw_batch() -> Batch {
     let sb = Sandbox::new();
     sb.generate(
         "raw",
@@ -38,6 +44,16 @@ fn raw_batch() -> Batch {
     }
 }
 
+impl Batch {
+    /// An encounter column by encounter_id.
+    fn by_encounter(&self, column: &str) -> HashMap<&str, &str> {
+        self.encounters
+            .iter()
+            .map(|e| (e["encounter_id"].as_str(), e[column].as_str()))
+            .collect()
+    }
+}
+
 fn num(row: &HashMap<String, String>, column: &str) -> Option<f64> {
     row[column].parse().ok()
 }
@@ -50,11 +66,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 #[test]
 fn vitals_and_stays_look_like_real_care() {
     let b = raw_batch();
-    let scenario: HashMap<&str, &str> = b
-        .encounters
-        .iter()
-        .map(|e| (e["encounter_id"].as_str(), e["scenario"].as_str()))
-        .collect();
+    let scenario = b.by_encounter("scenario");
 
     // Never outside the plausible clinical range; couplings hold.
     let bounds = [
@@ -220,16 +232,8 @@ fn mean(xs: &[f64]) -> f64 {
 #[test]
 fn labs_are_plausible_flagged_right_and_follow_the_story() {
     let b = raw_batch();
-    let scenario: HashMap<&str, &str> = b
-        .encounters
-        .iter()
-        .map(|e| (e["encounter_id"].as_str(), e["scenario"].as_str()))
-        .collect();
-    let disposition: HashMap<&str, &str> = b
-        .encounters
-        .iter()
-        .map(|e| (e["encounter_id"].as_str(), e["disposition"].as_str()))
-        .collect();
+    let scenario = b.by_encounter("scenario");
+    let disposition = b.by_encounter("disposition");
     // Plausible adult ranges from the clinical reference, by LOINC.
     let plausible: HashMap<&str, (f64, f64)> = HashMap::from([
         ("6690-2", (0.5, 40.0)),
