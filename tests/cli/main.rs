@@ -9,6 +9,7 @@ mod common;
 
 mod bad_input;
 mod batches;
+mod golden;
 mod helpers;
 mod realism;
 mod recovery;
