@@ -69,7 +69,7 @@ pub enum Command {
         #[arg(long, value_name = "ADDR:PORT")]
         bind: Option<String>,
     },
-    /// Print the OpenAPI document of the HTTP service
+    /// Print the OpenAPI document of the HTTP service (with the config's volume limits)
     Openapi,
 }
 
@@ -120,6 +120,11 @@ fn parse_date(s: &str) -> Result<BatchDate, String> {
 
 /// Runs the parsed command line; the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    if let Err(usage) = cli.check() {
+        // Printed like clap's own usage errors, with the same exit code (2).
+        let _ = usage.print();
+        return ExitCode::from(u8::try_from(usage.exit_code()).unwrap_or(2));
+    }
     init_logging(cli.global.log_format);
     match dispatch(cli) {
         Ok(code) => code,
@@ -127,6 +132,26 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("datagen: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+impl Cli {
+    /// The usage rules that span arguments, which clap's derive cannot state.
+    fn check(&self) -> Result<(), clap::Error> {
+        use clap::CommandFactory;
+        if let Command::Generate(GenerateArgs {
+            from: Some(from),
+            to: Some(to),
+            ..
+        }) = &self.command
+            && from > to
+        {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("--from {from} is after --to {to}"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -179,7 +204,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Openapi => {
-            print!("{}", crate::http::openapi_json());
+            let config = load_config(&cli.global)?;
+            print!("{}", crate::http::openapi_json(&config.server));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -222,12 +248,9 @@ fn generate(engine: &Engine, args: &GenerateArgs) -> Result<(), Error> {
     };
     let dates = match (args.date, args.from, args.to) {
         (Some(date), _, _) => vec![date],
-        (None, Some(from), Some(to)) => date_range(from, to)?,
-        _ => {
-            return Err(Error::InvalidInput(
-                "give --date, or --from and --to".into(),
-            ));
-        }
+        (None, Some(from), Some(to)) => date_range(from, to),
+        // clap requires --date or both of --from and --to.
+        _ => Vec::new(),
     };
 
     let progress = (dates.len() > 1 && std::io::stderr().is_terminal()).then(|| {
@@ -265,11 +288,11 @@ fn generate(engine: &Engine, args: &GenerateArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn date_range(from: BatchDate, to: BatchDate) -> Result<Vec<BatchDate>, Error> {
+/// Every date from `from` to `to` inclusive (empty when `from` is later;
+/// [`Cli::check`] refuses that first).
+fn date_range(from: BatchDate, to: BatchDate) -> Vec<BatchDate> {
     if from > to {
-        return Err(Error::InvalidInput(format!(
-            "--from {from} is after --to {to}"
-        )));
+        return Vec::new();
     }
     let mut dates = vec![from];
     while let Some(last) = dates.last().copied()
@@ -280,7 +303,7 @@ fn date_range(from: BatchDate, to: BatchDate) -> Result<Vec<BatchDate>, Error> {
             None => break,
         }
     }
-    Ok(dates)
+    dates
 }
 
 fn describe(outcome: &Outcome) -> String {

@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub max_encounters: u32,
     pub max_new_patients: u32,
     pub request_timeout_secs: u64,
+    /// How long a client may take to send a request's head, and how long an
+    /// idle keep-alive connection stays open.
+    pub header_read_timeout_secs: u64,
     pub concurrency_limit: usize,
 }
 
@@ -396,10 +399,23 @@ impl Config {
                 self.server.bind
             ));
         }
-        if self.server.concurrency_limit == 0 || self.server.request_timeout_secs == 0 {
-            return Err(
-                "server.concurrency_limit and server.request_timeout_secs: must be positive".into(),
-            );
+        for (key, value) in [
+            (
+                "server.concurrency_limit",
+                self.server.concurrency_limit as u64,
+            ),
+            (
+                "server.request_timeout_secs",
+                self.server.request_timeout_secs,
+            ),
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(format!("{key}: must be positive, got 0"));
+            }
         }
         if self
             .auth
@@ -470,8 +486,14 @@ impl Config {
             positive(&format!("{key}.weight"), s.weight)?;
             non_negative(&format!("{key}.weekend_factor"), s.weekend_factor)?;
             positive(&format!("{key}.returning_affinity"), s.returning_affinity)?;
-            if s.department.trim().is_empty() {
-                return Err(format!("{key}.department: must not be empty"));
+            // The encounters schema's bounds for these columns.
+            if s.department.trim().is_empty() || s.department.chars().count() > 128 {
+                return Err(format!("{key}.department: must be 1 to 128 characters"));
+            }
+            if s.chief_complaints.iter().any(|c| c.chars().count() > 256) {
+                return Err(format!(
+                    "{key}.chief_complaints: each must be at most 256 characters"
+                ));
             }
             if s.chief_complaints.is_empty()
                 || s.chief_complaints.iter().any(|c| c.trim().is_empty())
@@ -581,7 +603,7 @@ impl Config {
         // encounter planning would have nothing to choose from.
         let min_age = p.age_brackets.iter().map(|b| b.min).min().unwrap_or(18);
         let max_age = p.age_brackets.iter().map(|b| b.max).max().unwrap_or(100);
-        for sex in Sex::ALL {
+        for sex in <Sex as strum::IntoEnumIterator>::iter() {
             for age in min_age..=max_age + 1 {
                 if !self.scenarios.iter().any(|s| s.eligible.admits(age, sex)) {
                     return Err(format!(

@@ -24,6 +24,12 @@ pub enum Error {
     #[error("invalid request: {0}")]
     InvalidInput(String),
 
+    /// A request for encounters on a date on which nobody can be seen.
+    #[error(
+        "cannot plan {count} encounters on {date}: there are no patients to see (no new patients that day, and nobody registered earlier who is alive on it); ask for new patients too"
+    )]
+    NoPatients { date: BatchDate, count: u32 },
+
     #[error("corrupt state file {}{}: {reason}; refusing to continue (restore it from a backup or move the mode's state folder away to start over)", path.display(), line.map(|l| format!(" line {l}")).unwrap_or_default())]
     CorruptState {
         path: PathBuf,

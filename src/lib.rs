@@ -5,7 +5,7 @@
 //! generation contract:
 //! - [`config`]: the typed, layered configuration;
 //! - [`model`]: modes, dates, enumerations and ID formats;
-//! - [`generate`]: pure generation of patients, encounters and vitals;
+//! - [`generate`]: pure generation of patients, encounters, vitals, labs and notes;
 //! - [`pipeline`]: one batch end to end, through [`state`]'s crash-safe commit;
 //! - [`schema`] and [`validate`]: the file contracts and their enforcement;
 //! - [`http`]: the HTTP service over the same engine.

@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use chrono::{Datelike, NaiveDate, Weekday};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
 
 use crate::error::Error;
 
@@ -60,12 +62,38 @@ impl FromStr for Mode {
     }
 }
 
-/// A run date, accepted only as a real calendar date in `YYYY-MM-DD` form, so
-/// that it is safe to use as a folder name.
+/// A run date, accepted only as a real calendar date in `YYYY-MM-DD` form
+/// inside the supported range, so that it is safe to use as a folder name and
+/// every timestamp of its batch (the longest stay included) is a valid
+/// four-digit-year RFC 3339 time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BatchDate(NaiveDate);
 
+const fn ymd(year: i32, month: u32, day: u32) -> NaiveDate {
+    match NaiveDate::from_ymd_opt(year, month, day) {
+        Some(date) => date,
+        None => panic!("not a calendar date"),
+    }
+}
+
 impl BatchDate {
+    /// The first supported run date.
+    pub const MIN: BatchDate = BatchDate(ymd(1900, 1, 1));
+    /// The last supported run date. Stays last at most 90 days (config
+    /// validation), so the latest timestamp is in 2200.
+    pub const MAX: BatchDate = BatchDate(ymd(2199, 12, 31));
+
+    /// The supported range as a JSON Schema `pattern` (ECMA-262): exactly the
+    /// real calendar dates from [`BatchDate::MIN`] to [`BatchDate::MAX`], leap
+    /// days included (1900 and 2100 are not leap years, 2000 is). Published in
+    /// the OpenAPI document, so a client generating dates from the spec only
+    /// sends dates the service accepts; a unit test checks it day by day.
+    pub const PATTERN: &str = concat!(
+        "^(?:(?:19|20|21)[0-9]{2}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])",
+        "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))",
+        "|(?:19|20|21)(?:0[48]|[2468][048]|[13579][26])-02-29|2000-02-29)$"
+    );
+
     pub fn date(self) -> NaiveDate {
         self.0
     }
@@ -78,6 +106,26 @@ impl BatchDate {
         self.0.succ_opt().map(BatchDate)
     }
 }
+
+/// How the OpenAPI document describes a date path parameter: the format, and
+/// the supported range as a pattern a schema-driven client can generate from.
+impl utoipa::PartialSchema for BatchDate {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+            .pattern(Some(BatchDate::PATTERN))
+            .description(Some(format!(
+                "A run date, YYYY-MM-DD, from {} to {} inclusive.",
+                BatchDate::MIN,
+                BatchDate::MAX
+            )))
+            .examples(["2026-02-08"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for BatchDate {}
 
 impl fmt::Display for BatchDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -95,11 +143,15 @@ impl FromStr for BatchDate {
         if !has_date_shape(s) {
             return Err(invalid("expected a calendar date as YYYY-MM-DD"));
         }
-        let date = parse_iso_date(s).ok_or_else(|| invalid("no such calendar date"))?;
-        if date.year() < 1900 {
-            return Err(invalid("dates before 1900 are not supported"));
+        let date = BatchDate(parse_iso_date(s).ok_or_else(|| invalid("no such calendar date"))?);
+        if !(BatchDate::MIN..=BatchDate::MAX).contains(&date) {
+            return Err(invalid(&format!(
+                "outside the supported range {}..{}",
+                BatchDate::MIN,
+                BatchDate::MAX
+            )));
         }
-        Ok(BatchDate(date))
+        Ok(date)
     }
 }
 
@@ -122,7 +174,19 @@ pub fn parse_iso_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Sex {
     Female,
@@ -132,8 +196,6 @@ pub enum Sex {
 }
 
 impl Sex {
-    pub const ALL: [Sex; 4] = [Sex::Female, Sex::Male, Sex::Other, Sex::Unknown];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Sex::Female => "female",
@@ -144,11 +206,23 @@ impl Sex {
     }
 
     pub fn parse(s: &str) -> Option<Sex> {
-        Sex::ALL.into_iter().find(|x| x.as_str() == s)
+        <Sex as strum::IntoEnumIterator>::iter().find(|x| x.as_str() == s)
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EncounterType {
     Outpatient,
@@ -166,7 +240,19 @@ impl EncounterType {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
     Home,
@@ -234,6 +320,60 @@ mod tests {
             "",
         ] {
             assert!(bad.parse::<BatchDate>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn the_supported_range_is_enforced_at_both_bounds() {
+        for ok in ["1900-01-01", "2199-12-31", "2000-02-29"] {
+            assert!(ok.parse::<BatchDate>().is_ok(), "{ok} refused");
+        }
+        for out in ["1899-12-31", "2200-01-01", "0001-01-01", "9999-12-31"] {
+            let err = out.parse::<BatchDate>().unwrap_err().to_string();
+            assert!(
+                err.contains("outside the supported range 1900-01-01..2199-12-31"),
+                "{out}: {err}"
+            );
+        }
+    }
+
+    /// The published pattern accepts exactly the dates the parser accepts:
+    /// every day from a week before the range to a week after it, plus
+    /// strings that only look like dates.
+    #[test]
+    fn the_published_pattern_matches_the_parser_day_by_day() {
+        let pattern = jsonschema::validator_for(
+            &serde_json::json!({ "type": "string", "pattern": BatchDate::PATTERN }),
+        )
+        .unwrap();
+        let mut day = NaiveDate::from_ymd_opt(1899, 12, 25).unwrap();
+        let end = NaiveDate::from_ymd_opt(2200, 1, 7).unwrap();
+        let mut checked = 0;
+        while day <= end {
+            let text = day.format("%Y-%m-%d").to_string();
+            assert_eq!(
+                pattern.is_valid(&serde_json::json!(text)),
+                text.parse::<BatchDate>().is_ok(),
+                "{text}"
+            );
+            day = day.succ_opt().unwrap();
+            checked += 1;
+        }
+        assert!(checked > 109_000);
+        for text in [
+            "1900-02-29",
+            "2100-02-29",
+            "2026-02-30",
+            "2026-04-31",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-01-00",
+            "2026-02-08\n",
+            " 2026-02-08",
+            "",
+        ] {
+            assert!(!pattern.is_valid(&serde_json::json!(text)), "{text}");
+            assert!(text.parse::<BatchDate>().is_err(), "{text}");
         }
     }
 

@@ -52,6 +52,12 @@ impl Dataset {
         }
     }
 
+    /// The media type without parameters, as content negotiation compares it.
+    pub fn media_essence(self) -> &'static str {
+        let media = self.media_type();
+        media.split_once(';').map_or(media, |(essence, _)| essence)
+    }
+
     /// CSV with a header row, or JSON Lines.
     pub fn is_csv(self) -> bool {
         self != Dataset::Notes
@@ -162,7 +168,66 @@ pub struct Contract {
     pub schema: Value,
     pub version: String,
     pub columns: Vec<Column>,
+    /// The published test catalog (`x-lab-catalog`; labs only, else empty).
+    pub lab_catalog: Vec<CatalogTest>,
     validator: jsonschema::Validator,
+}
+
+/// One test of the lab catalog as `labs.schema.json` publishes it: what a
+/// consumer (and `datagen validate`) checks lab rows against.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogTest {
+    pub loinc_code: String,
+    pub test_name: String,
+    pub unit: String,
+    pub reference: SexRanges,
+    pub critical_low: Option<f64>,
+    pub critical_high: Option<f64>,
+    /// Every value stays inside this range.
+    pub plausible: (f64, f64),
+    /// Digits after the decimal point the value is reported with.
+    pub decimals: usize,
+}
+
+/// Adult reference ranges by sex.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SexRanges {
+    pub female: (f64, f64),
+    pub male: (f64, f64),
+}
+
+impl SexRanges {
+    /// The range for a patient of `sex` (`female`, `male`; the union of both
+    /// for `other` and `unknown`).
+    pub fn for_sex(&self, sex: &str) -> (f64, f64) {
+        match sex {
+            "female" => self.female,
+            "male" => self.male,
+            _ => (
+                self.female.0.min(self.male.0),
+                self.female.1.max(self.male.1),
+            ),
+        }
+    }
+}
+
+/// The contract's flag rule: `LL`/`HH` beyond a critical limit, else `L`/`H`
+/// outside the reference range, else `N`. The generator flags with it, and
+/// `validate` checks flags with it, on the published limits.
+pub fn abnormal_flag(
+    value: f64,
+    (low, high): (f64, f64),
+    (critical_low, critical_high): (Option<f64>, Option<f64>),
+) -> &'static str {
+    match (critical_low, critical_high) {
+        (Some(ll), _) if value < ll => "LL",
+        (_, Some(hh)) if value > hh => "HH",
+        _ if value < low => "L",
+        _ if value > high => "H",
+        _ => "N",
+    }
 }
 
 pub struct Column {
@@ -234,10 +299,16 @@ impl Contract {
             .should_validate_formats(true)
             .build(&schema)
             .map_err(|e| e.to_string())?;
+        let lab_catalog = match schema.get("x-lab-catalog") {
+            Some(catalog) => serde_json::from_value(catalog.clone())
+                .map_err(|e| format!("x-lab-catalog: {e}"))?,
+            None => Vec::new(),
+        };
         Ok(Contract {
             schema,
             version,
             columns,
+            lab_catalog,
             validator,
         })
     }
@@ -321,71 +392,171 @@ mod tests {
             let c = contract(d);
             let names: Vec<&str> = c.columns.iter().map(|c| c.name.as_str()).collect();
             assert_eq!(names, d.header(), "{}", d.name());
-            assert_eq!(c.version, "1.0.0");
+            let expected = if d == Dataset::Labs { "1.1.0" } else { "1.0.0" };
+            assert_eq!(c.version, expected, "{}", d.name());
         }
     }
 
     /// The enumerations the generator draws from are exactly the ones the
-    /// schemas allow: code and contract cannot drift apart.
+    /// schemas allow, variant by variant (strum iterates every variant, so a
+    /// new one without a schema change fails here), and every value the
+    /// configured scenarios put in a file passes its column's schema.
     #[test]
-    fn schema_enums_match_the_generator_vocabulary() {
+    fn every_value_the_generator_emits_is_allowed_by_its_schema() {
+        use strum::IntoEnumIterator;
+
         use crate::generate::{labs, notes};
-        use crate::model::{Disposition, Sex};
-        let allowed = |d: Dataset, column: &str| -> Vec<String> {
-            let values = &contract(d).schema["properties"][column]["enum"];
+        use crate::model::{Disposition, EncounterType, Sex};
+
+        let sorted = |values: Vec<String>| -> Vec<String> {
+            let mut values = values;
+            values.sort();
+            values.dedup();
             values
+        };
+        let allowed = |d: Dataset, column: &str| -> Vec<String> {
+            let values = contract(d).schema["properties"][column]["enum"]
                 .as_array()
+                .unwrap_or_else(|| panic!("{}.{column} has no enum", d.name()));
+            sorted(
+                values
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        };
+        let emitted = |values: Vec<&str>| sorted(values.into_iter().map(String::from).collect());
+
+        let enums = [
+            (
+                Dataset::Patients,
+                "sex",
+                emitted(Sex::iter().map(Sex::as_str).collect()),
+            ),
+            (
+                Dataset::Encounters,
+                "encounter_type",
+                emitted(EncounterType::iter().map(EncounterType::as_str).collect()),
+            ),
+            (
+                Dataset::Encounters,
+                "disposition",
+                emitted(Disposition::iter().map(Disposition::as_str).collect()),
+            ),
+            (
+                Dataset::Notes,
+                "note_type",
+                emitted(
+                    notes::NoteType::iter()
+                        .map(notes::NoteType::as_str)
+                        .collect(),
+                ),
+            ),
+            (
+                Dataset::Notes,
+                "author_role",
+                emitted(
+                    notes::AuthorRole::iter()
+                        .map(notes::AuthorRole::as_str)
+                        .collect(),
+                ),
+            ),
+            (
+                Dataset::Labs,
+                "loinc_code",
+                emitted(labs::CATALOG.iter().map(|t| t.loinc).collect()),
+            ),
+            (
+                Dataset::Labs,
+                "test_name",
+                emitted(labs::CATALOG.iter().map(|t| t.name).collect()),
+            ),
+            (
+                Dataset::Labs,
+                "unit",
+                emitted(labs::CATALOG.iter().map(|t| t.unit).collect()),
+            ),
+        ];
+        for (d, column, values) in enums {
+            assert_eq!(allowed(d, column), values, "{}.{column}", d.name());
+        }
+
+        // Config-driven vocabularies: each value must pass its column's schema.
+        let config = crate::config::Config::load(&crate::config::ConfigSources {
+            file: None,
+            env: Some(Default::default()),
+        })
+        .unwrap();
+        let column = |column: &str| {
+            jsonschema::validator_for(&contract(Dataset::Encounters).schema["properties"][column])
                 .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap().to_string())
-                .collect()
         };
-        let sorted = |mut v: Vec<String>| {
-            v.sort();
-            v.dedup();
-            v
+        let (scenario, department, complaint) = (
+            column("scenario"),
+            column("department"),
+            column("chief_complaint"),
+        );
+        for s in &config.scenarios {
+            assert!(
+                scenario.is_valid(&s.name.as_str().into()),
+                "scenario {}",
+                s.name
+            );
+            assert!(
+                department.is_valid(&s.department.as_str().into()),
+                "{}",
+                s.department
+            );
+            for c in &s.chief_complaints {
+                assert!(complaint.is_valid(&c.as_str().into()), "{c}");
+            }
+        }
+        assert!(config.scenarios.len() >= 12);
+    }
+
+    /// The generator's catalog is the published one, test by test, so what
+    /// `validate` reads from the schema is what the generator produces.
+    #[test]
+    fn the_published_lab_catalog_is_the_generators() {
+        use crate::generate::labs::CATALOG;
+        let published = &contract(Dataset::Labs).lab_catalog;
+        assert_eq!(published.len(), CATALOG.len());
+        for (p, t) in published.iter().zip(CATALOG) {
+            assert_eq!(
+                (p.loinc_code.as_str(), p.test_name.as_str(), p.unit.as_str()),
+                (t.loinc, t.name, t.unit)
+            );
+            assert_eq!(
+                [p.reference.female, p.reference.male],
+                t.reference,
+                "{}",
+                t.name
+            );
+            assert_eq!((p.critical_low, p.critical_high), t.critical, "{}", t.name);
+            assert_eq!(p.plausible, t.plausible, "{}", t.name);
+            assert_eq!(p.decimals, t.decimals, "{}", t.name);
+        }
+        // The schema's own clauses enforce the catalog on a row.
+        let c = contract(Dataset::Labs);
+        let row = |loinc: &str, name: &str, value: &str| {
+            csv::StringRecord::from(vec![
+                "E0000000001-L001",
+                "E0000000001",
+                "P00000001",
+                loinc,
+                name,
+                value,
+                "mmol/L",
+                "135",
+                "145",
+                "N",
+                "2026-02-08T10:00:00Z",
+                "2026-02-08T11:00:00Z",
+            ])
         };
-        let catalog = |f: fn(&labs::LabTest) -> &'static str| {
-            sorted(labs::CATALOG.iter().map(|t| f(t).to_string()).collect())
-        };
-        assert_eq!(
-            sorted(allowed(Dataset::Labs, "loinc_code")),
-            catalog(|t| t.loinc)
-        );
-        assert_eq!(
-            sorted(allowed(Dataset::Labs, "test_name")),
-            catalog(|t| t.name)
-        );
-        assert_eq!(sorted(allowed(Dataset::Labs, "unit")), catalog(|t| t.unit));
-        let strings = |xs: &[&str]| sorted(xs.iter().map(|s| s.to_string()).collect());
-        let note_types: Vec<&str> = notes::NoteType::ALL.iter().map(|t| t.as_str()).collect();
-        let roles: Vec<&str> = notes::AuthorRole::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(
-            sorted(allowed(Dataset::Notes, "note_type")),
-            strings(&note_types)
-        );
-        assert_eq!(
-            sorted(allowed(Dataset::Notes, "author_role")),
-            strings(&roles)
-        );
-        let sexes: Vec<&str> = Sex::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(sorted(allowed(Dataset::Patients, "sex")), strings(&sexes));
-        let dispositions: Vec<&str> = [
-            Disposition::Home,
-            Disposition::HomeWithServices,
-            Disposition::Admitted,
-            Disposition::Transferred,
-            Disposition::SkilledNursingFacility,
-            Disposition::LeftAgainstMedicalAdvice,
-            Disposition::Expired,
-        ]
-        .iter()
-        .map(|d| d.as_str())
-        .collect();
-        assert_eq!(
-            sorted(allowed(Dataset::Encounters, "disposition")),
-            strings(&dispositions)
-        );
+        assert_eq!(c.check_row(&row("2951-2", "Sodium", "140")), Ok(()));
+        assert!(c.check_row(&row("2951-2", "Potassium", "140")).is_err());
+        assert!(c.check_row(&row("2951-2", "Sodium", "170")).is_err());
     }
 
     #[test]

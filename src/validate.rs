@@ -2,19 +2,21 @@
 //! would, without trusting the generator: the manifest's sizes, checksums,
 //! row counts and schema versions, every row against its schema, and the
 //! links between files (keys resolve, timestamps fall inside their encounter).
-//! Memory stays proportional to encounters, not vitals rows.
+//! Everything it knows comes from the published contract (the schemas,
+//! including the lab catalog in `labs.schema.json`), never from the
+//! generator's code. Memory stays proportional to patients and encounters,
+//! not vitals rows.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::generate::labs;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::output::parse_timestamp;
-use crate::schema::{Dataset, contract};
+use crate::schema::{Dataset, abnormal_flag, contract};
 
 /// Problems reported before giving up on a batch.
 const MAX_PROBLEMS: usize = 20;
@@ -200,7 +202,7 @@ pub fn validate_batch(dir: &Path) -> Result<Summary, Vec<Problem>> {
         return Err(c.problems);
     }
 
-    let mut patients = HashSet::new();
+    let mut patients = HashMap::new();
     let mut encounters: HashMap<String, EncounterWindow> = HashMap::new();
     for d in Dataset::ALL {
         let Some(entry) = manifest.file(d.file_name()) else {
@@ -260,7 +262,7 @@ fn check_rows(
     dir: &Path,
     d: Dataset,
     batch_date: &str,
-    patients: &mut HashSet<String>,
+    patients: &mut Patients,
     encounters: &mut HashMap<String, EncounterWindow>,
 ) -> Option<u64> {
     let file = d.file_name();
@@ -380,12 +382,16 @@ fn check_json_lines(
     Some(rows)
 }
 
+/// The batch's patients, by `patient_id`: their `sex`, which picks a lab
+/// row's reference range.
+type Patients = HashMap<String, String>;
+
 /// The rules that span columns or files. Runs only on schema-valid rows.
 fn check_links(
     d: Dataset,
     r: &csv::StringRecord,
     batch_date: &str,
-    patients: &mut HashSet<String>,
+    patients: &mut Patients,
     encounters: &mut HashMap<String, EncounterWindow>,
 ) -> Result<(), String> {
     match d {
@@ -402,12 +408,15 @@ fn check_links(
                     &r[7]
                 ));
             }
-            if !patients.insert(r[0].to_string()) {
+            if patients
+                .insert(r[0].to_string(), r[4].to_string())
+                .is_some()
+            {
                 return Err(format!("patient_id {} appears twice", &r[0]));
             }
         }
         Dataset::Encounters => {
-            if !patients.contains(&r[1]) {
+            if !patients.contains_key(&r[1]) {
                 return Err(format!("patient_id {} is not in patients.csv", &r[1]));
             }
             let admit = parse_timestamp(&r[6]).ok_or("admit_time is not RFC 3339 UTC")?;
@@ -456,40 +465,45 @@ fn check_links(
                     &r[11], &r[10]
                 ));
             }
-            let test = labs::by_loinc(&r[3])
+            // The schema's own clauses have checked the name, unit and
+            // plausible range of the row's LOINC code.
+            let test = contract(Dataset::Labs)
+                .lab_catalog
+                .iter()
+                .find(|t| t.loinc_code == r[3])
                 .ok_or_else(|| format!("loinc_code {} is not in the catalog", &r[3]))?;
-            if r[4] != *test.name || r[6] != *test.unit {
-                return Err(format!(
-                    "LOINC {} is {} in {}, not {} in {}",
-                    test.loinc, test.name, test.unit, &r[4], &r[6]
-                ));
-            }
             let number = |column: usize| {
                 r[column]
                     .parse::<f64>()
                     .map_err(|_| format!("{} is not a number", &r[column]))
             };
             let (value, low, high) = (number(5)?, number(7)?, number(8)?);
-            if low >= high {
+            let decimals = r[5]
+                .split_once('.')
+                .map_or(0, |(_, fraction)| fraction.len());
+            if decimals != test.decimals {
                 return Err(format!(
-                    "reference_low {low} is not below reference_high {high}"
+                    "{} {} has {decimals} decimals; the catalog reports it with {}",
+                    test.test_name, &r[5], test.decimals
                 ));
             }
-            if !(test.plausible.0..=test.plausible.1).contains(&value) {
+            let sex = patients.get(&r[2]).map_or("unknown", String::as_str);
+            let expected = test.reference.for_sex(sex);
+            if (low, high) != expected {
                 return Err(format!(
-                    "{} {value} is outside the plausible range {:?}",
-                    test.name, test.plausible
+                    "reference range {low}..{high} is not the catalog's {}..{} for a {sex} patient",
+                    expected.0, expected.1
                 ));
             }
-            let expected = test.flag(value, (low, high));
-            if r[9] != *expected {
+            let flag = abnormal_flag(value, (low, high), (test.critical_low, test.critical_high));
+            if r[9] != *flag {
                 return Err(format!(
-                    "abnormal_flag {} disagrees with value {value} and range {low}..{high} (expected {expected})",
+                    "abnormal_flag {} disagrees with value {value} and range {low}..{high} (expected {flag})",
                     &r[9]
                 ));
             }
         }
-        // Checked line by line in `check_notes`.
+        // Checked object by object in `check_json_lines`.
         Dataset::Notes => {}
     }
     Ok(())

@@ -53,9 +53,7 @@ pub fn plan<R: Rng + ?Sized>(
     first_number: u64,
 ) -> Result<Vec<Encounter>, Error> {
     if count > 0 && pools.returning.is_empty() && pools.new.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "cannot plan {count} encounters on {date}: there are no patients (no new patients today and none registered earlier)"
-        )));
+        return Err(Error::NoPatients { date, count });
     }
     let mut planner = Planner {
         rng,

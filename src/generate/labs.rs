@@ -46,15 +46,10 @@ impl LabTest {
         }
     }
 
-    /// The flag a (rounded) value gets against its reference range.
-    pub fn flag(&self, value: f64, (low, high): (f64, f64)) -> &'static str {
-        match self.critical {
-            (Some(ll), _) if value < ll => "LL",
-            (_, Some(hh)) if value > hh => "HH",
-            _ if value < low => "L",
-            _ if value > high => "H",
-            _ => "N",
-        }
+    /// The flag a (rounded) value gets against its reference range, by the
+    /// contract's rule.
+    pub fn flag(&self, value: f64, reference: (f64, f64)) -> &'static str {
+        crate::schema::abnormal_flag(value, reference, self.critical)
     }
 
     pub fn round(&self, value: f64) -> f64 {

@@ -1,5 +1,5 @@
 //! Pure generation, in the contract's order: [`patients`], [`encounters`],
-//! [`vitals`]. Functions here take an RNG and their inputs and return rows;
+//! then each encounter's [`course`], [`vitals`], [`labs`] and [`notes`]. Functions here take an RNG and their inputs and return rows;
 //! they never touch the file system, so the CLI, the server and the tests all
 //! get the same rows for the same inputs.
 //!

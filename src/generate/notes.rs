@@ -27,7 +27,7 @@ pub struct Note {
 }
 
 /// The kinds of note written (notes.jsonl `note_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter)]
 pub enum NoteType {
     ClinicNote,
     Triage,
@@ -38,15 +38,6 @@ pub enum NoteType {
 }
 
 impl NoteType {
-    pub const ALL: [NoteType; 6] = [
-        NoteType::ClinicNote,
-        NoteType::Triage,
-        NoteType::EdDisposition,
-        NoteType::AdmissionNote,
-        NoteType::Progress,
-        NoteType::DischargeSummary,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             NoteType::ClinicNote => "clinic_note",
@@ -60,7 +51,7 @@ impl NoteType {
 }
 
 /// Who writes a note (notes.jsonl `author_role`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter)]
 pub enum AuthorRole {
     Physician,
     NursePractitioner,
@@ -70,14 +61,6 @@ pub enum AuthorRole {
 }
 
 impl AuthorRole {
-    pub const ALL: [AuthorRole; 5] = [
-        AuthorRole::Physician,
-        AuthorRole::NursePractitioner,
-        AuthorRole::TriageNurse,
-        AuthorRole::EmergencyPhysician,
-        AuthorRole::Hospitalist,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             AuthorRole::Physician => "physician",

@@ -25,7 +25,18 @@ pub struct Patient {
     pub registered_date: NaiveDate,
 }
 
+/// Nobody is seen past this age: a patient registered decades before a
+/// backfilled (or far later) date has died by then, and a 209-year-old with
+/// vital signs is impossible.
+pub const OLDEST_AGE: u32 = 110;
+
 impl Patient {
+    /// Whether the patient can come back on `date`: registered earlier, and
+    /// not past [`OLDEST_AGE`] by then.
+    pub fn can_return_on(&self, date: NaiveDate) -> bool {
+        self.registered_date < date && self.age_on(date) <= OLDEST_AGE
+    }
+
     pub fn id(&self) -> String {
         model::patient_id(self.number)
     }

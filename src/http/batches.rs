@@ -1,20 +1,22 @@
 //! The batch routes: generate (POST), list, read a manifest, fetch a file.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{OwnedMutexGuard, oneshot};
-use tower::ServiceExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::oneshot;
+use tokio_util::io::ReaderStream;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::{ApiError, Problem};
+use super::conditional::{self, Answer, Validators};
+use super::error::{ApiError, Problem, RETRY_AFTER_SECS};
 use super::extract::{Path, Query, negotiate};
 use super::stream::{self, Event, Format};
 use crate::manifest::{MANIFEST_FILE, Manifest};
@@ -35,8 +37,9 @@ const NDJSON: &str = "application/x-ndjson";
 pub struct GenerateQuery {
     /// Volume mode (default raw).
     pub mode: Option<Mode>,
-    /// The dataset to stream back, required with `Accept: text/csv` (patients,
-    /// encounters, vitals, labs) or `Accept: application/x-ndjson` (notes).
+    /// Stream back just this file, as text/csv (application/x-ndjson for
+    /// notes): no Accept header is needed, but one that excludes that type
+    /// gets 406.
     pub dataset: Option<Dataset>,
     /// Exact number of encounters for this batch, for load tests (at most `server.max_encounters`).
     #[param(minimum = 0)]
@@ -74,6 +77,21 @@ pub struct BatchList {
     pub batches: Vec<BatchSummary>,
 }
 
+/// The body of a 202: the batch is still being generated.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    /// Always `pending`.
+    #[schema(example = "pending")]
+    pub status: String,
+    #[schema(value_type = BatchDate)]
+    pub date: String,
+    pub mode: Mode,
+    /// Where the manifest will be once the batch is committed (also the `Location` header).
+    #[schema(example = "/batches/2026-02-08?mode=raw")]
+    pub location: String,
+    pub detail: String,
+}
+
 fn parse_date(s: &str) -> Result<BatchDate, ApiError> {
     s.parse::<BatchDate>().map_err(ApiError::from)
 }
@@ -89,24 +107,30 @@ fn location(date: BatchDate, mode: Mode) -> HeaderValue {
 /// if it is already committed (200 instead of 201: nothing is regenerated).
 /// Requests for the same mode queue; concurrent requests for the same date
 /// generate it once. `Accept` chooses the answer: the manifest (JSON, the
-/// default), the whole batch as a tar stream, or one file with `?dataset=`
-/// (CSV, or JSON Lines for notes).
+/// default) or the whole batch as a tar stream; `?dataset=` streams one file
+/// instead, as CSV (JSON Lines for notes), whatever the `Accept` header says
+/// as long as it admits that type (406 otherwise). If the answer is not ready
+/// within `server.request_timeout_secs`, the request gets 202 Accepted: the
+/// generation goes on and commits, and its `Location` answers 200 once it has.
 #[utoipa::path(
     post,
     path = "/batches/{date}",
     tag = TAG,
-    params(("date" = String, Path, description = "Run date, YYYY-MM-DD", format = Date), GenerateQuery),
+    params(("date" = BatchDate, Path, description = "Run date, YYYY-MM-DD, from 1900-01-01 to 2199-12-31"), GenerateQuery),
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Batch generated and committed. The tar archive holds <date>/patients.csv, encounters.csv, vitals.csv, labs.csv, notes.jsonl and _manifest.json, in that order", headers(("Location" = String, description = "The batch's manifest URL")),
             content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 200, description = "Batch already committed; nothing regenerated (same bodies as 201)", headers(("Location" = String, description = "The batch's manifest URL")),
             content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"), (String = "application/x-ndjson"))),
+        (status = 202, description = "Still generating after server.request_timeout_secs. The batch commits in the background: GET the Location (404 with Retry-After while pending, then 200), or repeat the POST, which waits for it", body = Accepted,
+            headers(("Location" = String, description = "The batch's manifest URL"), ("Retry-After" = u64, description = "Seconds to wait before polling"))),
         (status = 400, description = "Invalid date, mode, dataset, query parameter or volume", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Auth is on and the bearer token is missing or wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 406, description = "None of the Accept types can be produced", body = Problem, content_type = "application/problem+json"),
+        (status = 406, description = "None of the Accept types can be produced (with ?dataset=, the Accept header excludes that file's type)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Encounters were asked for on a date on which nobody can be seen: no new patients that day (new_patients=0) and nobody registered earlier and alive on it", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Write failure; nothing was half-committed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The mode's state is locked by another process (see Retry-After), or the request timed out", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The mode's state is locked by another process (see Retry-After)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn generate(
@@ -115,76 +139,87 @@ pub async fn generate(
     Query(query): Query<GenerateQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(app.engine().config().server.request_timeout_secs);
     let date = parse_date(&date)?;
     let mode = query.mode.unwrap_or(Mode::Raw);
-    let media = negotiate(&headers, &[JSON, TAR, CSV, NDJSON])?;
-    let format = match (media, query.dataset) {
-        (CSV, Some(d)) if d.is_csv() => Some(Format::File(d)),
-        (NDJSON, Some(d)) if !d.is_csv() => Some(Format::File(d)),
-        (CSV | NDJSON, Some(d)) => {
-            return Err(ApiError::bad_request(
-                "dataset-media-mismatch",
-                format!(
-                    "{} is served as {}, not {media}",
-                    d.file_name(),
-                    d.media_type()
-                ),
-            ));
-        }
-        (CSV, None) => {
-            return Err(ApiError::bad_request(
-                "dataset-required",
-                "Accept: text/csv needs ?dataset=patients|encounters|vitals|labs",
-            ));
-        }
-        (NDJSON, None) => {
-            return Err(ApiError::bad_request(
-                "dataset-required",
-                "Accept: application/x-ndjson needs ?dataset=notes",
-            ));
-        }
-        (_, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "dataset-without-file-type",
-                "?dataset= applies only with Accept: text/csv (or application/x-ndjson for notes)",
-            ));
-        }
-        (TAR, None) => Some(Format::Tar),
-        _ => None,
-    };
+    let format = answer_format(&headers, query.dataset)?;
     let server = &app.engine().config().server;
     let overrides = Overrides {
         encounters: bounded("encounters", query.encounters, server.max_encounters)?,
         new_patients: bounded("new_patients", query.new_patients, server.max_new_patients)?,
     };
-
-    // Same-mode requests queue here (a tokio mutex: it is held across the
-    // generation's await); the engine's file lock still guards against other
-    // processes.
-    let guard = app.mode_lock(mode).lock_owned().await;
+    let job = Job {
+        app: app.clone(),
+        mode,
+        date,
+        overrides,
+    };
     match format {
         None => {
-            let engine = app.clone();
-            let outcome = tokio::task::spawn_blocking(move || {
-                // Held until the commit, even if the client goes away meanwhile.
-                let _queue = guard;
-                run_generation(&engine, mode, date, &overrides, &mut |_| {})
-            })
-            .await
-            .map_err(|e| ApiError::internal(&e))??;
-            let status = if outcome.created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            Ok((
-                status,
-                [(header::LOCATION, location(date, mode))],
-                Json(outcome.manifest),
-            )
-                .into_response())
+            let generation = job.start(|_| {});
+            match tokio::time::timeout_at(deadline, generation).await {
+                Err(_) => Ok(accepted(mode, date)),
+                Ok(joined) => {
+                    let outcome = joined.map_err(|e| ApiError::internal(&e))??;
+                    let status = if outcome.created {
+                        StatusCode::CREATED
+                    } else {
+                        StatusCode::OK
+                    };
+                    Ok((
+                        status,
+                        [(header::LOCATION, location(date, mode))],
+                        Json(outcome.manifest),
+                    )
+                        .into_response())
+                }
+            }
         }
-        Some(format) => stream_generation(app, mode, date, overrides, format, guard).await,
+        Some(format) => {
+            let (head, body) = job.stream(format);
+            match tokio::time::timeout_at(deadline, head).await {
+                Err(_) => Ok(accepted(mode, date)),
+                Ok(head) => {
+                    let created = head.map_err(|e| ApiError::internal(&e))??;
+                    Ok(streamed(mode, date, format, created, body))
+                }
+            }
+        }
+    }
+}
+
+/// What the answer to a POST is: the manifest (`None`), the tar stream, or
+/// one file. With `?dataset=`, the file's media type is the answer, and an
+/// `Accept` header must admit it.
+fn answer_format(
+    headers: &HeaderMap,
+    dataset: Option<Dataset>,
+) -> Result<Option<Format>, ApiError> {
+    if let Some(d) = dataset {
+        return negotiate(headers, &[d.media_essence()])
+            .map(|_| Some(Format::File(d)))
+            .map_err(|e| ApiError {
+                detail: format!(
+                    "{} is served as {}, which the Accept header excludes: {}",
+                    d.file_name(),
+                    d.media_essence(),
+                    e.detail
+                ),
+                ..e
+            });
+    }
+    match negotiate(headers, &[JSON, TAR, CSV, NDJSON])? {
+        TAR => Ok(Some(Format::Tar)),
+        CSV => Err(ApiError::bad_request(
+            "dataset-required",
+            "Accept: text/csv needs ?dataset=patients|encounters|vitals|labs",
+        )),
+        NDJSON => Err(ApiError::bad_request(
+            "dataset-required",
+            "Accept: application/x-ndjson needs ?dataset=notes",
+        )),
+        _ => Ok(None),
     }
 }
 
@@ -195,6 +230,99 @@ fn bounded(name: &str, value: Option<u32>, max: u32) -> Result<Option<u32>, ApiE
             format!("{name}={v} is over the configured maximum of {max}"),
         )),
         other => Ok(other),
+    }
+}
+
+/// 202: the generation outlasted the request's deadline and goes on.
+fn accepted(mode: Mode, date: BatchDate) -> Response {
+    let location = location(date, mode);
+    let body = Accepted {
+        status: "pending".into(),
+        date: date.to_string(),
+        mode,
+        location: location.to_str().unwrap_or_default().to_string(),
+        detail: format!(
+            "the {mode} batch for {date} is still being generated and will be committed; \
+             GET its location, or repeat this POST, after Retry-After seconds"
+        ),
+    };
+    (
+        StatusCode::ACCEPTED,
+        [
+            (header::LOCATION, location),
+            (header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)),
+        ],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// One generation, run to its commit whether or not its request is still
+/// waiting for it.
+struct Job {
+    app: AppState,
+    mode: Mode,
+    date: BatchDate,
+    overrides: Overrides,
+}
+
+impl Job {
+    /// Queues behind the mode's other generations, then generates on the
+    /// blocking pool, calling `on_file` with each completed file.
+    fn start(
+        self,
+        mut on_file: impl FnMut(&std::path::Path) + Send + 'static,
+    ) -> tokio::task::JoinHandle<Result<Outcome, ApiError>> {
+        let Job {
+            app,
+            mode,
+            date,
+            overrides,
+        } = self;
+        app.clone().spawn(async move {
+            let _pending = app.pending(mode, date);
+            // Same-mode requests queue here (a tokio mutex: it is held across
+            // the generation's await); the engine's file lock still guards
+            // against other processes.
+            let queue = app.mode_lock(mode).lock_owned().await;
+            let generator = app.clone();
+            app.blocking(move || {
+                let _queue = queue; // released when the batch is committed, not when the client is done
+                run_generation(&generator, mode, date, &overrides, &mut on_file)
+            })
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+        })
+    }
+
+    /// Starts the generation and a streamer that turns its files into a body.
+    /// The head resolves to whether the batch is new, once the first file is
+    /// ready (or the existing batch found); the body follows.
+    fn stream(self, format: Format) -> (oneshot::Receiver<Result<bool, ApiError>>, Body) {
+        let (events_tx, events_rx) = std::sync::mpsc::channel();
+        let app = self.app.clone();
+        let dir = app.engine().layout().batch_dir(self.mode, self.date);
+        let date = self.date;
+        let files = events_tx.clone();
+        let generation = self.start(move |path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let _ = files.send(Event::File(name, std::fs::File::open(path)));
+        });
+        app.spawn(async move {
+            let result = generation
+                .await
+                .unwrap_or_else(|e| Err(ApiError::internal(&e)));
+            let _ = events_tx.send(Event::Done(Box::new(result)));
+        });
+
+        let (body_tx, body_rx) = tokio::sync::mpsc::channel(8);
+        let (head_tx, head_rx) = oneshot::channel();
+        app.blocking(move || stream::serve(events_rx, dir, date, format, head_tx, body_tx));
+        let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(body_rx));
+        (head_rx, body)
     }
 }
 
@@ -220,56 +348,20 @@ fn run_generation(
     result.map_err(ApiError::from)
 }
 
-async fn stream_generation(
-    app: AppState,
-    mode: Mode,
-    date: BatchDate,
-    overrides: Overrides,
-    format: Format,
-    guard: OwnedMutexGuard<()>,
-) -> Result<Response, ApiError> {
-    let (events_tx, events_rx) = std::sync::mpsc::channel();
-    let generator = app.clone();
-    tokio::task::spawn_blocking(move || {
-        let _queue = guard; // released when the batch is committed, not when the client is done
-        let result = run_generation(&generator, mode, date, &overrides, &mut |path| {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let _ = events_tx.send(Event::File(name, std::fs::File::open(path)));
-        });
-        let _ = events_tx.send(Event::Done(Box::new(result)));
-    });
-
-    let (body_tx, body_rx) = tokio::sync::mpsc::channel(8);
-    let (head_tx, head_rx) = oneshot::channel();
-    let dir = app.engine().layout().batch_dir(mode, date);
-    tokio::task::spawn_blocking(move || {
-        stream::serve(events_rx, dir, date, format, head_tx, body_tx)
-    });
-    let created = head_rx.await.map_err(|e| ApiError::internal(&e))??;
-
+fn streamed(mode: Mode, date: BatchDate, format: Format, created: bool, body: Body) -> Response {
     let (content_type, filename) = match format {
-        Format::Tar => (TAR.to_string(), format!("{mode}-{date}.tar")),
-        Format::File(d) => (
-            d.media_type().to_string(),
-            format!("{mode}-{date}-{}", d.file_name()),
-        ),
+        Format::Tar => (TAR, format!("{mode}-{date}.tar")),
+        Format::File(d) => (d.media_type(), format!("{mode}-{date}-{}", d.file_name())),
     };
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(body_rx));
-    Ok((
+    (
         status,
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static(TAR)),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::LOCATION, location(date, mode)),
             (
                 header::CONTENT_DISPOSITION,
@@ -279,7 +371,7 @@ async fn stream_generation(
         ],
         body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// List committed batches.
@@ -301,44 +393,45 @@ pub async fn list(
     Query(query): Query<ModeQuery>,
 ) -> Result<Json<BatchList>, ApiError> {
     let mode = query.mode.unwrap_or(Mode::Raw);
-    let engine = app.clone();
-    let batches = tokio::task::spawn_blocking(move || -> Result<Vec<BatchSummary>, ApiError> {
-        let engine = engine.engine();
-        let mut entries = engine.batches(mode)?;
-        entries.sort_by_key(|e| std::cmp::Reverse(e.date));
-        entries
-            .into_iter()
-            .filter_map(|entry| {
-                let dir = engine.layout().batch_dir(mode, entry.date);
-                let manifest = Manifest::read(&dir).ok()?;
-                let created_at = std::fs::metadata(dir.join(MANIFEST_FILE))
-                    .and_then(|m| m.modified())
-                    .map(|t| {
-                        chrono::DateTime::<chrono::Utc>::from(t)
-                            .format("%Y-%m-%dT%H:%M:%SZ")
-                            .to_string()
-                    })
-                    .unwrap_or_default();
-                Some(Ok(BatchSummary {
-                    date: entry.date.to_string(),
-                    mode,
-                    rows: manifest
-                        .files
-                        .iter()
-                        .map(|f| {
-                            (
-                                f.name.split('.').next().unwrap_or(&f.name).to_string(),
-                                f.rows,
-                            )
+    let reader = app.clone();
+    let batches = app
+        .blocking(move || -> Result<Vec<BatchSummary>, ApiError> {
+            let engine = reader.engine();
+            let mut entries = engine.batches(mode)?;
+            entries.sort_by_key(|e| std::cmp::Reverse(e.date));
+            entries
+                .into_iter()
+                .filter_map(|entry| {
+                    let dir = engine.layout().batch_dir(mode, entry.date);
+                    let manifest = Manifest::read(&dir).ok()?;
+                    let created_at = std::fs::metadata(dir.join(MANIFEST_FILE))
+                        .and_then(|m| m.modified())
+                        .map(|t| {
+                            chrono::DateTime::<chrono::Utc>::from(t)
+                                .format("%Y-%m-%dT%H:%M:%SZ")
+                                .to_string()
                         })
-                        .collect(),
-                    created_at,
-                }))
-            })
-            .collect()
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))??;
+                        .unwrap_or_default();
+                    Some(Ok(BatchSummary {
+                        date: entry.date.to_string(),
+                        mode,
+                        rows: manifest
+                            .files
+                            .iter()
+                            .map(|f| {
+                                (
+                                    f.name.split('.').next().unwrap_or(&f.name).to_string(),
+                                    f.rows,
+                                )
+                            })
+                            .collect(),
+                        created_at,
+                    }))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
     Ok(Json(BatchList { mode, batches }))
 }
 
@@ -347,11 +440,11 @@ pub async fn list(
     get,
     path = "/batches/{date}",
     tag = TAG,
-    params(("date" = String, Path, description = "Run date, YYYY-MM-DD", format = Date), ModeQuery),
+    params(("date" = BatchDate, Path, description = "Run date, YYYY-MM-DD, from 1900-01-01 to 2199-12-31"), ModeQuery),
     responses(
         (status = 200, description = "The manifest of the committed batch", body = Manifest),
         (status = 400, description = "Invalid date, mode or query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No committed batch for this date and mode", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No committed batch for this date and mode; while one is being generated (after a 202), the type is urn:datagen:problem:batch-pending, with Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The batch could not be read", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -370,38 +463,65 @@ async fn committed_manifest(
     mode: Mode,
     date: BatchDate,
 ) -> Result<Manifest, ApiError> {
-    let engine = app.clone();
-    tokio::task::spawn_blocking(move || engine.engine().manifest(mode, date))
+    let reader = app.clone();
+    let manifest = app
+        .blocking(move || reader.engine().manifest(mode, date))
         .await
-        .map_err(|e| ApiError::internal(&e))??
-        .ok_or_else(|| ApiError::not_found(format!("no committed {mode} batch for {date}")))
+        .map_err(|e| ApiError::internal(&e))??;
+    manifest.ok_or_else(|| {
+        if app.is_pending(mode, date) {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "batch-pending",
+                "Batch pending",
+                format!("the {mode} batch for {date} is being generated; retry after {RETRY_AFTER_SECS} s"),
+            )
+            .retry_after(RETRY_AFTER_SECS)
+        } else {
+            ApiError::not_found(format!("no committed {mode} batch for {date}"))
+        }
+    })
 }
 
 /// Download one file of a batch.
 ///
-/// Streams a committed file with `ETag` (its sha256) and `Last-Modified`,
-/// answering conditional requests with 304, `Range` requests with 206, and
-/// compressing with gzip when the client accepts it.
+/// Streams a committed file with `ETag` (its sha256, quoted) and
+/// `Last-Modified`, and gzip when the client accepts it. Conditional and
+/// range requests follow RFC 9110: `If-Match` and `If-Unmodified-Since`
+/// (412 when they fail), `If-None-Match` and `If-Modified-Since` (304),
+/// `If-Range`, and `Range`. A single byte range gets 206; a `Range` that does
+/// not parse, names another unit than `bytes` or asks for several ranges is
+/// ignored and the whole file is sent (200, never `multipart/byteranges`); a
+/// range that starts past the end gets 416 with `Content-Range: bytes */LEN`.
+/// HEAD answers with the same headers and no body.
 #[utoipa::path(
     get,
     path = "/batches/{date}/{dataset}",
     tag = TAG,
     params(
-        ("date" = String, Path, description = "Run date, YYYY-MM-DD", format = Date),
+        ("date" = BatchDate, Path, description = "Run date, YYYY-MM-DD, from 1900-01-01 to 2199-12-31"),
         ("dataset" = Dataset, Path, description = "The file to fetch"),
         ModeQuery,
-        ("Range" = Option<String>, Header, description = "A byte range, e.g. bytes=0-1023"),
-        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier response"),
+        ("Range" = Option<String>, Header, description = "One byte range: bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX. Anything else is ignored"),
+        ("If-Range" = Option<String>, Header, description = "Apply the Range only if the file still has this ETag (or Last-Modified date)"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags from earlier responses: 304 if one is current"),
+        ("If-Modified-Since" = Option<String>, Header, description = "An HTTP date: 304 if the file is not newer"),
     ),
     responses(
         (status = 200, description = "The file: CSV, or JSON Lines for notes",
-            headers(("ETag" = String, description = "The file's sha256, quoted"), ("Last-Modified" = String, description = "When the file was written")),
+            headers(("ETag" = String, description = "The file's sha256, quoted (weak when gzip-encoded)"), ("Last-Modified" = String, description = "When the file was written"), ("Accept-Ranges" = String, description = "bytes")),
             content((String = "text/csv"), (String = "application/x-ndjson"))),
-        (status = 206, description = "The requested byte range", content((String = "text/csv"), (String = "application/x-ndjson"))),
-        (status = 304, description = "Not modified since the given ETag or date"),
+        (status = 206, description = "The requested byte range",
+            headers(("Content-Range" = String, description = "bytes FIRST-LAST/LEN"), ("ETag" = String, description = "The file's sha256, quoted")),
+            content((String = "text/csv"), (String = "application/x-ndjson"))),
+        (status = 304, description = "Not modified: If-None-Match names the current ETag, or If-Modified-Since is not older than the file",
+            headers(("ETag" = String, description = "The file's sha256, quoted"))),
         (status = 400, description = "Invalid date, mode or query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown dataset, or no committed batch", body = Problem, content_type = "application/problem+json"),
-        (status = 416, description = "The range is outside the file", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown dataset, or no committed batch (urn:datagen:problem:batch-pending while it is being generated)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names no current ETag, or the file changed after If-Unmodified-Since", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "The range starts past the end of the file",
+            headers(("Content-Range" = String, description = "bytes */LEN")),
+            body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The file could not be read", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -409,7 +529,7 @@ pub async fn file(
     State(app): State<AppState>,
     Path((date, dataset)): Path<(String, String)>,
     Query(query): Query<ModeQuery>,
-    request: Request,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let date = parse_date(&date)?;
     let dataset = Dataset::parse(&dataset).ok_or_else(|| {
@@ -426,34 +546,104 @@ pub async fn file(
             dataset.file_name()
         ))
     })?;
-    let etag = format!("\"{}\"", entry.sha256);
-
-    let matches = request
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag)
-        });
-    let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
-    if matches {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
-    }
-
     let path = app
         .engine()
         .layout()
         .batch_dir(mode, date)
         .join(dataset.file_name());
-    let mime: mime::Mime = dataset.media_type().parse().unwrap_or(mime::TEXT_CSV_UTF_8);
-    let served = tower_http::services::ServeFile::new_with_mime(&path, &mime)
-        .oneshot(request)
+    let mut file = tokio::fs::File::open(&path)
         .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let mut response = served.map(Body::new);
-    if response.status().is_success() {
-        response.headers_mut().insert(header::ETAG, etag_value);
+        .map_err(|e| ApiError::internal(&format!("cannot open {}: {e}", path.display())))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::internal(&format!("cannot read {}: {e}", path.display())))?;
+    // HTTP dates have whole seconds; compare and send the same value.
+    let last_modified = meta.modified().ok().and_then(|t| {
+        let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+    });
+    let validators = Validators {
+        etag: &entry.sha256,
+        last_modified,
+        len: meta.len(),
+    };
+    let etag = HeaderValue::from_str(&format!("\"{}\"", entry.sha256))
+        .unwrap_or(HeaderValue::from_static("\"\""));
+    let mut common = HeaderMap::new();
+    common.insert(header::ETAG, etag);
+    if let Some(at) = last_modified
+        && let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(at))
+    {
+        common.insert(header::LAST_MODIFIED, value);
+    }
+
+    let (status, range) = match conditional::evaluate(&headers, &validators) {
+        Answer::NotModified => return Ok((StatusCode::NOT_MODIFIED, common).into_response()),
+        Answer::PreconditionFailed => {
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "Precondition failed",
+                format!(
+                    "{} of the {mode} batch for {date} has ETag \"{}\"; If-Match or If-Unmodified-Since does not hold",
+                    dataset.file_name(),
+                    entry.sha256
+                ),
+            ));
+        }
+        Answer::Unsatisfiable => {
+            return Err(ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                "Range not satisfiable",
+                format!(
+                    "{} is {} bytes; the range starts past its end",
+                    dataset.file_name(),
+                    meta.len()
+                ),
+            )
+            .with_header(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{}", meta.len()))
+                    .unwrap_or(HeaderValue::from_static("bytes */0")),
+            ));
+        }
+        Answer::Full => (StatusCode::OK, 0..=meta.len().saturating_sub(1)),
+        Answer::Partial(range) => (StatusCode::PARTIAL_CONTENT, range),
+    };
+    let length = if meta.len() == 0 {
+        0
+    } else {
+        range.end() - range.start() + 1
+    };
+    if *range.start() > 0 {
+        file.seek(std::io::SeekFrom::Start(*range.start()))
+            .await
+            .map_err(|e| ApiError::internal(&format!("cannot seek {}: {e}", path.display())))?;
+    }
+    let mut response = Response::new(Body::from_stream(ReaderStream::with_capacity(
+        file.take(length),
+        64 * 1024,
+    )));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.extend(common);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(dataset.media_type()),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "bytes {}-{}/{}",
+            range.start(),
+            range.end(),
+            meta.len()
+        ))
+    {
+        headers.insert(header::CONTENT_RANGE, value);
     }
     Ok(response)
 }

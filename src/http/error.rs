@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,6 +12,10 @@ use utoipa::ToSchema;
 use crate::error::Error;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The `Retry-After` of answers that mean "not yet" (a locked state, a batch
+/// still being generated).
+pub const RETRY_AFTER_SECS: u64 = 5;
 
 /// An RFC 9457 problem details object.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -38,7 +42,9 @@ pub struct ApiError {
     pub slug: &'static str,
     pub title: &'static str,
     pub detail: String,
-    pub retry_after: Option<u64>,
+    /// Extra response headers (`Retry-After`, `Content-Range`, ...); a Vec,
+    /// not a `HeaderMap`, to keep every `Result<_, ApiError>` small.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -53,8 +59,18 @@ impl ApiError {
             slug,
             title,
             detail: detail.into(),
-            retry_after: None,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ApiError {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// When to try again, in seconds.
+    pub fn retry_after(self, secs: u64) -> ApiError {
+        self.with_header(header::RETRY_AFTER, HeaderValue::from(secs))
     }
 
     pub fn bad_request(slug: &'static str, detail: impl Into<String>) -> ApiError {
@@ -81,6 +97,7 @@ impl ApiError {
             "Unauthorized",
             "this route needs an Authorization: Bearer <token> header with the configured token",
         )
+        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
     }
 
     /// A 500 whose cause is logged, not shown.
@@ -120,15 +137,19 @@ impl From<Error> for ApiError {
                 e.to_string(),
             ),
             Error::InvalidInput(_) => ApiError::bad_request("invalid-request", e.to_string()),
-            Error::Locked { .. } => ApiError {
-                retry_after: Some(5),
-                ..ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "state-locked",
-                    "State locked",
-                    format!("{e}; retry later"),
-                )
-            },
+            Error::NoPatients { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "no-patients",
+                "No patients",
+                e.to_string(),
+            ),
+            Error::Locked { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "state-locked",
+                "State locked",
+                format!("{e}; retry later"),
+            )
+            .retry_after(RETRY_AFTER_SECS),
             Error::ConfigFile { .. }
             | Error::Config { .. }
             | Error::CorruptState { .. }
@@ -146,15 +167,8 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
         }
         response
     }
@@ -162,7 +176,12 @@ impl IntoResponse for ApiError {
 
 /// Rewrites error responses made outside the handlers (unknown route, wrong
 /// method, timeout, body too large) as problem+json.
-pub async fn problem_for_plain_errors(response: Response) -> Response {
+pub async fn problem_for_plain_errors<B>(response: Response<B>) -> Response
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let response = response.map(Body::new);
     let status = response.status();
     let is_problem = response
         .headers()

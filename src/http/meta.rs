@@ -50,7 +50,8 @@ pub async fn healthz() -> Json<Health> {
 )]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Health>, ApiError> {
     let probe = app.clone();
-    let problems = tokio::task::spawn_blocking(move || readiness(&probe))
+    let problems = app
+        .blocking(move || readiness(&probe))
         .await
         .map_err(|e| ApiError::internal(&e))?;
     if problems.is_empty() {
@@ -102,7 +103,9 @@ fn readiness(app: &AppState) -> Vec<String> {
 /// Metrics.
 ///
 /// Prometheus text format: batches by mode and outcome, rows written by
-/// dataset, generation duration, requests in flight.
+/// dataset, generation duration, and requests in flight (those whose
+/// response is not yet fully sent; the scrape itself counts, so an idle
+/// server reads 1).
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -115,7 +118,7 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        app.metrics().render(),
+        app.metrics().render(app.in_flight()),
     )
         .into_response()
 }
@@ -158,13 +161,13 @@ pub async fn schema(Path(dataset): Path<String>) -> Result<Response, ApiError> {
     tag = TAG,
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
 )]
-pub async fn openapi() -> Response {
+pub async fn openapi(State(app): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        super::openapi_json(),
+        app.inner.openapi.clone(),
     )
         .into_response()
 }

@@ -33,7 +33,7 @@ pub struct Metrics {
     batches: Family<BatchLabels, Counter>,
     rows: Family<DatasetLabels, Counter>,
     duration: Family<ModeLabels, Histogram>,
-    pub in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
+    in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl Metrics {
@@ -58,7 +58,7 @@ impl Metrics {
         );
         registry.register(
             "http_requests_in_flight",
-            "HTTP requests being served",
+            "HTTP requests whose response is not yet fully sent, this scrape included",
             in_flight.clone(),
         );
         Metrics {
@@ -98,7 +98,11 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self) -> String {
+    /// The text exposition, with `in_flight` requests (counted by the
+    /// middleware, read at scrape time).
+    pub fn render(&self, in_flight: usize) -> String {
+        self.in_flight
+            .set(i64::try_from(in_flight).unwrap_or(i64::MAX));
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

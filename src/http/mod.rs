@@ -2,18 +2,22 @@
 //! stack, and `run`, which serves until its shutdown future resolves.
 //!
 //! Handlers only parse, call the [`Engine`] and map errors; the engine is
-//! blocking, so it runs on tokio's blocking pool.
+//! blocking, so it runs on tokio's blocking pool through
+//! [`AppState::blocking`], which keeps the request's tracing span.
 
 mod batches;
+mod conditional;
 mod error;
 mod extract;
 mod meta;
 mod metrics;
+mod server;
 mod stream;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -25,11 +29,14 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::metrics::InFlightRequestsLayer;
+use tower_http::metrics::in_flight_requests::InFlightRequestsCounter;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
@@ -37,7 +44,8 @@ use utoipa_axum::routes;
 
 pub use error::{ApiError, Problem};
 
-use crate::model::Mode;
+use crate::config::ServerConfig;
+use crate::model::{BatchDate, Mode};
 use crate::pipeline::Engine;
 use crate::state::StateStore;
 
@@ -53,19 +61,77 @@ struct Inner {
     /// the await on its blocking generation.
     modes: [Arc<tokio::sync::Mutex<()>>; 2],
     metrics: metrics::Metrics,
+    in_flight: InFlightRequestsCounter,
+    in_flight_layer: InFlightRequestsLayer,
     started: AtomicBool,
+    /// Generations and other blocking work, including those that outlive
+    /// their request (a 202 answer): shutdown waits for them to commit.
+    tasks: tokio_util::task::TaskTracker,
+    /// Batches being generated, by how many requests: a GET of one answers
+    /// "pending" rather than a bare 404. A std mutex: only held to count.
+    pending: Mutex<HashMap<(Mode, BatchDate), usize>>,
+    /// This server's OpenAPI document, rendered once.
+    openapi: String,
 }
 
 impl AppState {
     pub fn new(engine: Engine) -> AppState {
+        let (in_flight_layer, in_flight) = InFlightRequestsLayer::pair();
+        let openapi = openapi_json(&engine.config().server);
         AppState {
             inner: Arc::new(Inner {
                 engine,
                 modes: [Arc::default(), Arc::default()],
                 metrics: metrics::Metrics::new(),
+                in_flight,
+                in_flight_layer,
                 started: AtomicBool::new(false),
+                tasks: tokio_util::task::TaskTracker::new(),
+                pending: Mutex::default(),
+                openapi,
             }),
         }
+    }
+
+    /// Runs blocking work on the blocking pool inside the caller's tracing
+    /// span, so every log line it writes carries the request's id. Every
+    /// handler's blocking work goes through here; shutdown waits for it.
+    pub(crate) fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        let span = tracing::Span::current();
+        self.inner.tasks.spawn_blocking(move || span.in_scope(work))
+    }
+
+    /// Spawns async work that may outlive its request, in the caller's span.
+    pub(crate) fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner
+            .tasks
+            .spawn(work.instrument(tracing::Span::current()))
+    }
+
+    /// Marks `date`'s batch as being generated until the guard drops.
+    fn pending(&self, mode: Mode, date: BatchDate) -> PendingGuard {
+        let key = (mode, date);
+        if let Ok(mut pending) = self.inner.pending.lock() {
+            *pending.entry(key).or_default() += 1;
+        }
+        PendingGuard {
+            app: self.clone(),
+            key,
+        }
+    }
+
+    fn is_pending(&self, mode: Mode, date: BatchDate) -> bool {
+        self.inner
+            .pending
+            .lock()
+            .is_ok_and(|pending| pending.contains_key(&(mode, date)))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -87,20 +153,43 @@ impl AppState {
     fn started(&self) -> bool {
         self.inner.started.load(Ordering::Acquire)
     }
+
+    /// Requests whose response has not been fully sent or dropped yet.
+    fn in_flight(&self) -> usize {
+        self.inner.in_flight.get()
+    }
+}
+
+struct PendingGuard {
+    app: AppState,
+    key: (Mode, BatchDate),
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Ok(mut pending) = self.app.inner.pending.lock()
+            && let Some(count) = pending.get_mut(&self.key)
+        {
+            *count -= 1;
+            if *count == 0 {
+                pending.remove(&self.key);
+            }
+        }
+    }
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "datagen",
-        description = "Synthetic clinical data as reproducible daily batches: patients, encounters and vitals, generated on demand and served as files.",
+        description = "Synthetic clinical data as reproducible daily batches: patients, encounters, vitals, labs and clinical notes, generated on demand and served as files. Run dates go from 1900-01-01 to 2199-12-31.",
         license(name = "MIT")
     ),
     tags(
         (name = "batches", description = "Generate batches and fetch their files"),
         (name = "service", description = "Health, metrics, schemas and this document"),
     ),
-    components(schemas(crate::schema::Dataset, Mode)),
+    components(schemas(crate::schema::Dataset, Mode, BatchDate)),
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;
@@ -117,11 +206,13 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Every documented route. The served app and the `openapi` command both
-/// derive from this one router, so the spec cannot miss a route.
-fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(batches::generate))
+/// Every documented route, in two groups: the routes whose response head
+/// must come within `server.request_timeout_secs` (503 otherwise), and the
+/// generation route, which keeps its own deadline and answers 202 instead.
+/// The served app and the `openapi` command both derive from these, so the
+/// spec cannot miss a route.
+fn api_routes() -> [OpenApiRouter<AppState>; 2] {
+    let bounded = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(batches::list))
         .routes(routes!(batches::manifest))
         .routes(routes!(batches::file))
@@ -129,28 +220,65 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
         .routes(routes!(meta::metrics))
-        .routes(routes!(meta::openapi))
+        .routes(routes!(meta::openapi));
+    let generation = OpenApiRouter::new().routes(routes!(batches::generate));
+    [bounded, generation]
 }
 
-/// The OpenAPI document, as served and committed in `openapi/openapi.json`.
-pub fn openapi_json() -> &'static str {
-    static SPEC: OnceLock<String> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let mut text = api_router()
-            .into_openapi()
-            .to_pretty_json()
-            .unwrap_or_default();
-        text.push('\n');
-        text
-    })
+/// The OpenAPI document of a server with these settings: the volume limits
+/// of `POST /batches/{date}` are published as the parameters' `maximum`, so a
+/// client generating requests from the spec stays inside them. With the
+/// embedded defaults, this is the committed `openapi/openapi.json`.
+pub fn openapi_json(server: &ServerConfig) -> String {
+    let [bounded, generation] = api_routes();
+    let mut doc = bounded.merge(generation).into_openapi();
+    publish_volume_limits(&mut doc, server);
+    let mut text = doc.to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn publish_volume_limits(doc: &mut utoipa::openapi::OpenApi, server: &ServerConfig) {
+    use utoipa::openapi::{RefOr, Schema};
+    let Some(post) = doc
+        .paths
+        .paths
+        .get_mut("/batches/{date}")
+        .and_then(|path| path.post.as_mut())
+    else {
+        return;
+    };
+    for parameter in post.parameters.iter_mut().flatten() {
+        let RefOr::T(parameter) = parameter else {
+            continue;
+        };
+        let (max, key) = match parameter.name.as_str() {
+            "encounters" => (server.max_encounters, "server.max_encounters"),
+            "new_patients" => (server.max_new_patients, "server.max_new_patients"),
+            _ => continue,
+        };
+        if let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut() {
+            schema.maximum = Some(f64::from(max).into());
+        }
+        if let Some(description) = parameter.description.as_mut() {
+            description.push_str(&format!(" This server's `{key}` is {max}."));
+        }
+    }
 }
 
 /// The whole application: routes, Swagger UI and the middleware stack.
 pub fn app(state: AppState) -> Router {
-    let (router, _) = api_router().split_for_parts();
     let server = &state.engine().config().server;
     let timeout = Duration::from_secs(server.request_timeout_secs);
     let concurrency = server.concurrency_limit;
+    let [bounded, generation] = api_routes();
+    let (router, _) = bounded
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .merge(generation)
+        .split_for_parts();
     let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs")
         .config(utoipa_swagger_ui::Config::new(["/openapi.json"]));
 
@@ -165,6 +293,9 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(compress_only_gets))
         .layer(
             ServiceBuilder::new()
+                // Outermost: counts until the response body is sent or
+                // dropped, so a client that hangs up is never left counted.
+                .layer(state.inner.in_flight_layer.clone())
                 .layer(SetRequestIdLayer::x_request_id(Counter::default()))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                     let id = req
@@ -176,11 +307,7 @@ pub fn app(state: AppState) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(middleware::map_response(error::problem_for_plain_errors))
-                .layer(middleware::from_fn_with_state(state.clone(), count_in_flight))
                 .layer(tower::limit::ConcurrencyLimitLayer::new(concurrency))
-                // Streamed bodies are not cut off: the timeout covers the
-                // response head only.
-                .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
                 .layer(RequestBodyLimitLayer::new(16 * 1024)),
         )
         .with_state(state)
@@ -230,13 +357,6 @@ async fn require_token(State(app): State<AppState>, request: Request, next: Next
     next.run(request).await
 }
 
-async fn count_in_flight(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    app.metrics().in_flight.inc();
-    let response = next.run(request).await;
-    app.metrics().in_flight.dec();
-    response
-}
-
 /// Request ids: a process-wide counter, enough to correlate log lines.
 #[derive(Clone, Default)]
 struct Counter(Arc<AtomicU64>);
@@ -251,8 +371,8 @@ impl MakeRequestId for Counter {
 }
 
 /// Recovers every mode's state, then serves on `listener` until `shutdown`
-/// resolves. In-flight requests, including a generation about to commit, are
-/// allowed to finish.
+/// resolves. In-flight requests are allowed to finish, and generations still
+/// running (a 202 answer's, say) to commit.
 pub async fn run(
     listener: TcpListener,
     engine: Engine,
@@ -260,7 +380,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let state = AppState::new(engine);
     let recovering = state.clone();
-    tokio::task::spawn_blocking(move || {
+    let _recovery = state.blocking(move || {
         let engine = recovering.engine();
         let timeout = Duration::from_secs(engine.config().state.lock_timeout_secs);
         for mode in Mode::ALL {
@@ -271,9 +391,21 @@ pub async fn run(
         recovering.inner.started.store(true, Ordering::Release);
     });
     tracing::info!(address = %listener.local_addr()?, "datagen listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = server::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(
+            state.engine().config().server.header_read_timeout_secs,
+        ),
+    };
+    server::serve(listener, app(state.clone()), limits, shutdown).await;
+    state.inner.tasks.close();
+    if !state.inner.tasks.is_empty() {
+        tracing::info!(
+            tasks = state.inner.tasks.len(),
+            "waiting for running generations to commit"
+        );
+    }
+    state.inner.tasks.wait().await;
+    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -133,11 +133,15 @@ pub fn serve(
         }
         // Already committed (or nothing new to stream): send what is on disk.
         Event::Done(_) => {
-            let _ = head.send(Ok(false));
+            if head.send(Ok(false)).is_err() {
+                return; // answered 202, or the client left
+            }
             send_committed(&committed_dir, date, format, &mut out)
         }
         Event::File(name, file) => {
-            let _ = head.send(Ok(true));
+            if head.send(Ok(true)).is_err() {
+                return; // answered 202, or the client left: the generation goes on alone
+            }
             send_live(Event::File(name, file), &events, date, format, &mut out)
         }
     };

@@ -90,12 +90,13 @@ pub fn build(
     );
     state.patients.extend(registered);
 
-    // 2. Encounters, for patients registered before today (returning; a
-    // backfilled date never sees patients from later dates) or today.
+    // 2. Encounters, for patients registered before today and still alive
+    // (returning; a backfilled date never sees patients from later dates) or
+    // today.
     let returning: Vec<usize> = state.patients[..first_new]
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.registered_date < date.date())
+        .filter(|(_, p)| p.can_return_on(date.date()))
         .map(|(i, _)| i)
         .collect();
     let pools = Pools {

@@ -128,10 +128,54 @@ async fn one_dataset_streams_as_csv() {
         .await
         .unwrap();
     assert!(problem(csv_without_dataset, 400).await.contains("dataset"));
-    let dataset_without_csv = app
-        .post("/batches/2026-02-10?mode=sample&dataset=vitals")
+    // The curl form: no Accept header, the media type follows the dataset.
+    let no_accept = app
+        .post("/batches/2026-02-10?mode=sample&dataset=patients")
         .await;
-    assert!(problem(dataset_without_csv, 400).await.contains("text/csv"));
+    assert_eq!(no_accept.status(), 200, "already committed");
+    assert_eq!(
+        no_accept.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    assert_eq!(
+        no_accept.bytes().await.unwrap(),
+        std::fs::read(app.batch_dir("sample", "2026-02-10").join("patients.csv")).unwrap()
+    );
+    for accept in ["*/*", "text/*", "application/json;q=0.5, text/csv"] {
+        let response = app
+            .client
+            .post(app.url("/batches/2026-02-10?mode=sample&dataset=labs"))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{accept}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/csv; charset=utf-8"
+        );
+    }
+    // An Accept that excludes the dataset's type contradicts it: 406.
+    for accept in [
+        "application/json",
+        "application/x-tar",
+        "application/x-ndjson",
+    ] {
+        let before = app.tree();
+        let contradicting = app
+            .client
+            .post(app.url("/batches/2026-02-11?mode=sample&dataset=vitals"))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        let detail = problem(contradicting, 406).await;
+        assert!(
+            detail.contains("vitals.csv is served as text/csv"),
+            "{accept}: {detail}"
+        );
+        assert_eq!(app.tree(), before, "{accept}: wrote something");
+    }
     let unknown = app
         .client
         .post(app.url("/batches/2026-02-10?mode=sample&dataset=labz"))
@@ -406,7 +450,7 @@ async fn notes_stream_as_json_lines_and_labs_as_csv() {
         std::fs::read(app.batch_dir("raw", "2026-02-13").join("labs.csv")).unwrap()
     );
 
-    // Asking for notes as CSV is a precise 400.
+    // Asking for notes as CSV contradicts the dataset: 406.
     let wrong = app
         .client
         .post(app.url("/batches/2026-02-13?mode=raw&dataset=notes"))
@@ -414,6 +458,11 @@ async fn notes_stream_as_json_lines_and_labs_as_csv() {
         .send()
         .await
         .unwrap();
-    assert!(problem(wrong, 400).await.contains("application/x-ndjson"));
+    assert!(problem(wrong, 406).await.contains("application/x-ndjson"));
+    // Without Accept, notes come as JSON Lines.
+    let inferred = app.post("/batches/2026-02-13?mode=raw&dataset=notes").await;
+    assert_eq!(inferred.status(), 200);
+    assert_eq!(inferred.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(inferred.bytes().await.unwrap(), on_disk);
     app.stop().await;
 }

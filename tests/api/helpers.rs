@@ -149,3 +149,92 @@ pub fn assert_valid_batch(dir: &std::path::Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The real `datagen serve` binary on an ephemeral port in its own temp
+/// directory, with every stderr line kept for the test to read.
+pub struct ServerProcess {
+    pub address: String,
+    pub dir: TempDir,
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// Starts `datagen serve` with `args` after `serve` and `env` on top of a
+    /// clean environment, and waits for its "listening" line.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_datagen"));
+        command
+            .current_dir(dir.path())
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("DATAGEN") {
+                command.env_remove(key);
+            }
+        }
+        command.envs(env.iter().copied());
+        let mut child = command.spawn().unwrap();
+        let mut reader = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let address = loop {
+            let line = reader.next().expect("server exited early").unwrap();
+            if let Some(address) = listening_address(&line) {
+                break address;
+            }
+        };
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in reader.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        ServerProcess {
+            address,
+            dir,
+            child,
+            lines,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// The stderr lines written so far.
+    pub fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address of a "datagen listening" line, in text or JSON log format.
+fn listening_address(line: &str) -> Option<String> {
+    if !line.contains("datagen listening") {
+        return None;
+    }
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
+        return json["fields"]["address"].as_str().map(String::from);
+    }
+    let rest = line.split("address=").nth(1)?;
+    rest.split_whitespace().next().map(String::from)
+}

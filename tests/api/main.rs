@@ -9,6 +9,8 @@
 mod common;
 
 mod batches;
+mod conditional;
 mod errors;
 mod helpers;
+mod lifecycle;
 mod service;

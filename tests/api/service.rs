@@ -1,11 +1,10 @@
 //! Schemas, the OpenAPI document, health, readiness, metrics, Swagger UI and
 //! graceful shutdown of the real binary.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::helpers::{assert_valid_batch, problem, spawn_app};
+use crate::helpers::{ServerProcess, assert_valid_batch, problem, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn every_dataset_schema_is_served() {
@@ -35,7 +34,8 @@ async fn every_dataset_schema_is_served() {
 
 #[tokio::test]
 async fn the_committed_openapi_document_is_the_one_served_and_printed() {
-    let app = spawn_app().await;
+    // The embedded defaults' volume limits, as committed.
+    let app = spawn_app_with(&[("DATAGEN__SERVER__MAX_ENCOUNTERS", "200000")]).await;
     let served = app.get("/openapi.json").await.text().await.unwrap();
     let committed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
@@ -85,9 +85,42 @@ async fn the_committed_openapi_document_is_the_one_served_and_printed() {
         assert!(content[media].is_object(), "{media} undocumented");
     }
 
+    // Dates: the supported range, as a pattern a generator can follow.
+    let date = &spec["components"]["schemas"]["BatchDate"];
+    assert_eq!(date["format"], "date");
+    assert!(
+        date["pattern"]
+            .as_str()
+            .unwrap()
+            .starts_with("^(?:(?:19|20|21)")
+    );
+
     let docs = app.get("/docs/").await;
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("swagger"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_served_document_publishes_this_servers_volume_limits() {
+    let app = spawn_app_with(&[
+        ("DATAGEN__SERVER__MAX_ENCOUNTERS", "300"),
+        ("DATAGEN__SERVER__MAX_NEW_PATIENTS", "40"),
+    ])
+    .await;
+    let spec: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
+    let parameters = spec["paths"]["/batches/{date}"]["post"]["parameters"]
+        .as_array()
+        .unwrap();
+    let maximum = |name: &str| {
+        parameters.iter().find(|p| p["name"] == name).unwrap()["schema"]["maximum"].clone()
+    };
+    assert_eq!(maximum("encounters"), 300);
+    assert_eq!(maximum("new_patients"), 40);
+    let over = app
+        .post("/batches/2026-02-08?mode=sample&encounters=301")
+        .await;
+    assert!(problem(over, 400).await.contains("maximum of 300"));
     app.stop().await;
 }
 
@@ -132,26 +165,9 @@ async fn health_readiness_and_metrics() {
 /// The real binary: SIGTERM during a generation lets it commit, answer, and exit 0.
 #[test]
 fn sigterm_during_a_generation_finishes_the_commit_then_exits_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_datagen"))
-        .current_dir(dir.path())
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("server exited early").unwrap();
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-
+    let mut server = ServerProcess::start(&[], &[]);
     // A batch big enough to still be generating when the signal lands.
-    let url =
-        format!("http://{address}/batches/2026-02-08?mode=raw&encounters=20000&new_patients=8000");
+    let url = server.url("/batches/2026-02-08?mode=raw&encounters=20000&new_patients=8000");
     let request = std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
@@ -163,17 +179,12 @@ fn sigterm_during_a_generation_finishes_the_commit_then_exits_cleanly() {
         })
     });
     std::thread::sleep(Duration::from_millis(300));
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-
+    let status = server.terminate();
     assert_eq!(
         request.join().unwrap().unwrap(),
         201,
         "the in-flight generation completed"
     );
-    let status = server.wait().unwrap();
     assert!(status.success(), "exit status {status}");
-    assert_valid_batch(&dir.path().join("data/raw/2026-02-08"));
+    assert_valid_batch(&server.dir.path().join("data/raw/2026-02-08"));
 }

@@ -316,3 +316,131 @@ fn serve_refuses_a_bad_or_busy_address_clearly() {
         "{err}"
     );
 }
+
+/// The README's exit codes, case by case: input, exit code, message. Every
+/// refused input leaves data/ and state/ as they were.
+#[test]
+fn exit_codes_and_messages_are_as_documented() {
+    let sb = with_history();
+    let before = sb.tree();
+    const RANGE: &str = "outside the supported range 1900-01-01..2199-12-31";
+    let refused: &[(&[&str], i32, &str)] = &[
+        // Usage errors: 2.
+        (
+            &["generate", "--date", "2026-02-30"],
+            2,
+            "no such calendar date",
+        ),
+        (&["generate", "--date", "1899-12-31"], 2, RANGE),
+        (&["generate", "--date", "2200-01-01"], 2, RANGE),
+        (&["generate", "--date", "0001-01-01"], 2, RANGE),
+        (&["generate", "--date", "9999-12-31"], 2, RANGE),
+        (
+            &["generate", "--from", "2199-12-30", "--to", "2200-01-01"],
+            2,
+            RANGE,
+        ),
+        (
+            &["generate", "--from", "2026-02-10", "--to", "2026-02-09"],
+            2,
+            "--from 2026-02-10 is after --to 2026-02-09",
+        ),
+        (&["generate", "--from", "2026-02-10"], 2, "--to <TO>"),
+        (&["generate"], 2, "required"),
+        (
+            &[
+                "generate",
+                "--date",
+                "2026-02-08",
+                "--from",
+                "2026-02-01",
+                "--to",
+                "2026-02-02",
+            ],
+            2,
+            "cannot be used with",
+        ),
+        (
+            &["generate", "--mode", "full", "--date", "2026-02-08"],
+            2,
+            "'full'",
+        ),
+        (
+            &["generate", "--date", "2026-02-08", "--encounters", "-1"],
+            2,
+            "'-1'",
+        ),
+        (
+            &["generate", "--date", "2026-02-08", "--seed", "x"],
+            2,
+            "--seed",
+        ),
+        (&["frobnicate"], 2, "unrecognized subcommand"),
+        (&["validate"], 2, "<DIR>"),
+        // Runtime errors: 1.
+        (
+            &[
+                "generate",
+                "--date",
+                "2026-02-08",
+                "--config",
+                "missing.yaml",
+            ],
+            1,
+            "cannot read config file",
+        ),
+        (&["validate", "no/such/dir"], 1, "_manifest.json"),
+        (&["serve", "--bind", "nonsense"], 1, "server.bind"),
+        (
+            // Before the first registration, and nobody new: nobody to see.
+            &[
+                "generate",
+                "--mode",
+                "sample",
+                "--date",
+                "2026-02-07",
+                "--new-patients",
+                "0",
+                "--encounters",
+                "5",
+            ],
+            1,
+            "there are no patients to see",
+        ),
+    ];
+    for (args, code, message) in refused {
+        let out = sb.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "datagen {args:?}: {stderr}");
+        assert!(stderr.contains(message), "datagen {args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "datagen {args:?} printed a result");
+        assert_untouched(&sb, &before);
+    }
+
+    // Success: 0, the bounds of the range included, and the batches are valid.
+    for (args, message) in [
+        (&["--help"][..], "Usage"),
+        (
+            &["generate", "--mode", "sample", "--date", "2026-02-08"],
+            "exists",
+        ),
+        (
+            &["generate", "--mode", "sample", "--date", "1900-01-01"],
+            "created",
+        ),
+        (
+            &["generate", "--mode", "sample", "--date", "2199-12-31"],
+            "created",
+        ),
+    ] {
+        let out = sb.run(args);
+        assert_eq!(out.status.code(), Some(0), "datagen {args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(message),
+            "datagen {args:?}"
+        );
+    }
+    for date in ["1900-01-01", "2199-12-31"] {
+        sb.ok(&["validate", sb.batch("sample", date).to_str().unwrap()]);
+    }
+}

@@ -111,7 +111,9 @@ fn assert_note_keys_match_schema(path: &std::path::Path) {
         ]
     );
     for file in manifest["files"].as_array().unwrap() {
-        assert_eq!(file["schema_version"], "1.0.0", "{}", file["name"]);
+        let name = file["name"].as_str().unwrap();
+        let (schema, _) = schema_on_disk(name.split('.').next().unwrap());
+        assert_eq!(file["schema_version"], schema["x-schema-version"], "{name}");
     }
 }
 
@@ -465,4 +467,39 @@ fn a_range_on_a_terminal_draws_a_progress_bar() {
         "plain log lines are for non-terminals"
     );
     assert!(sb.batch("sample", "2026-02-04").exists());
+}
+
+/// Patients live possible lives: decades later, only those still under the
+/// oldest age come back, and a date when all have died has nobody to see.
+#[test]
+fn returning_patients_decades_later_are_never_impossibly_old() {
+    let sb = Sandbox::new();
+    sb.generate(
+        "sample",
+        "1950-06-01",
+        &["--new-patients", "300", "--encounters", "10"],
+    );
+    sb.generate(
+        "sample",
+        "2000-06-01",
+        &["--new-patients", "0", "--encounters", "200"],
+    );
+    let snapshot = read_csv(&sb.batch("sample", "2000-06-01").join("patients.csv"));
+    assert!(snapshot.rows.len() > 50);
+    let on = chrono::NaiveDate::from_ymd_opt(2000, 6, 1).unwrap();
+    for p in &snapshot.rows {
+        let born: chrono::NaiveDate = p["birth_date"].parse().unwrap();
+        let age = on.years_since(born).unwrap();
+        assert!(age <= 110, "{} is {age} on 2000-06-01", p["patient_id"]);
+    }
+    let err = sb.fails(&[
+        "generate",
+        "--mode",
+        "sample",
+        "--date",
+        "2100-06-01",
+        "--new-patients",
+        "0",
+    ]);
+    assert!(err.contains("there are no patients to see"), "{err}");
 }

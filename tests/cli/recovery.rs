@@ -11,6 +11,11 @@ const D2: &str = "2026-02-09";
 const D3: &str = "2026-02-10";
 
 fn args(date: &str) -> Vec<&str> {
+    sized(date, "300")
+}
+
+/// A sample generation of `date` with exactly `encounters` encounters.
+fn sized<'a>(date: &'a str, encounters: &'a str) -> Vec<&'a str> {
     vec![
         "generate",
         "--mode",
@@ -18,7 +23,7 @@ fn args(date: &str) -> Vec<&str> {
         "--date",
         date,
         "--encounters",
-        "300",
+        encounters,
     ]
 }
 
@@ -103,25 +108,80 @@ fn a_run_killed_at_any_step_leaves_all_or_nothing_and_the_rerun_matches() {
     }
 }
 
+/// Where a SIGKILL landed, read off what it left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Landed {
+    /// Before the staging directory existed (start-up, state loading).
+    BeforeGeneration,
+    /// Files were being written into staging; no commit marker yet.
+    InGeneration,
+    /// At or after the commit point.
+    AfterCommit,
+}
+
+fn landed(sb: &Sandbox, date: &str) -> Landed {
+    if sb.state("sample").join(".txn/COMMIT").exists() || sb.batch("sample", date).exists() {
+        Landed::AfterCommit
+    } else if sb.path().join("data/.staging/sample").join(date).exists() {
+        Landed::InGeneration
+    } else {
+        Landed::BeforeGeneration
+    }
+}
+
 #[test]
 fn kills_at_arbitrary_moments_never_corrupt_state() {
-    let expected = reference();
+    // A batch big enough that generation dominates the run, and kill times
+    // spread over the duration of the same run measured uninterrupted.
+    let big = |date| sized(date, "6000");
+    let expected = {
+        let sb = Sandbox::new();
+        sb.ok(&big(D1));
+        let started = Instant::now();
+        sb.ok(&big(D2));
+        let duration = started.elapsed();
+        sb.ok(&big(D3));
+        (sb.digests(), duration)
+    };
+    let (expected, duration) = expected;
+
     let sb = Sandbox::new();
-    sb.ok(&args(D1));
-    // A larger batch so there is time to land in the middle of writing.
-    for delay_ms in [5u64, 15, 30, 60, 120] {
-        let mut child = sb.command().args(args(D2)).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+    sb.ok(&big(D1));
+    let mut landings = Vec::new();
+    for share in [0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85] {
+        let mut child = sb.command().args(big(D2)).spawn().unwrap();
+        std::thread::sleep(duration.mul_f64(share));
         let _ = child.kill();
         child.wait().unwrap();
+        let at = landed(&sb, D2);
+        landings.push((share, at));
+        // A visible batch is always a whole one.
         let d2 = sb.batch("sample", D2);
         if d2.exists() {
             sb.ok(&["validate", d2.to_str().unwrap()]);
         }
+        if at == Landed::AfterCommit {
+            // The date is done; the remaining kills need an uncommitted run.
+            break;
+        }
     }
-    sb.ok(&args(D2));
-    sb.ok(&args(D3));
-    assert_eq!(sb.digests(), expected);
+    let inside = landings
+        .iter()
+        .filter(|(_, at)| *at == Landed::InGeneration)
+        .count();
+    eprintln!("run of {duration:?}: kills landed {landings:?}");
+    assert!(
+        inside * 2 >= landings.len() && inside >= 3,
+        "only {inside} of {} kills landed inside generation: {landings:?}",
+        landings.len()
+    );
+    sb.ok(&big(D2));
+    sb.ok(&big(D3));
+    assert_eq!(
+        sb.digests(),
+        expected,
+        "bytes differ from an uninterrupted run"
+    );
 }
 
 #[test]

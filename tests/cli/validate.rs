@@ -110,6 +110,81 @@ fn a_lab_flag_that_disagrees_with_its_value_is_caught() {
     );
 }
 
+/// Rules that come from the catalog published in labs.schema.json: a test's
+/// name and unit, its decimals, and the reference range for the patient's sex.
+#[test]
+fn lab_rows_that_break_the_published_catalog_are_caught() {
+    type Edit = fn(&str) -> String;
+    let cases: [(&str, Edit, &str); 4] = [
+        (
+            "a sodium row named potassium",
+            |line| line.replacen(",Sodium,", ",Potassium,", 1),
+            "column test_name",
+        ),
+        (
+            "a sodium value with a decimal",
+            |line| {
+                let mut fields: Vec<String> = line.split(',').map(String::from).collect();
+                fields[5] = format!("{}.0", fields[5]);
+                fields.join(",")
+            },
+            "has 1 decimals; the catalog reports it with 0",
+        ),
+        (
+            "a reference range off the catalog",
+            |line| line.replacen(",135,145,", ",136,145,", 1),
+            "reference_low",
+        ),
+        (
+            "a sodium value outside its plausible range",
+            |line| {
+                let mut fields: Vec<String> = line.split(',').map(String::from).collect();
+                fields[5] = "190".into();
+                fields.join(",")
+            },
+            "column value",
+        ),
+    ];
+    for (what, edit, expected) in cases {
+        let (sb, dir) = batch_with_labs();
+        tamper(&dir, "labs.csv", |text| {
+            let mut lines: Vec<String> = text.lines().map(String::from).collect();
+            let i = lines
+                .iter()
+                .position(|l| l.contains(",2951-2,Sodium,"))
+                .unwrap();
+            lines[i] = edit(&lines[i]);
+            lines.join("\n") + "\n"
+        });
+        let err = sb.fails(&["validate", dir.to_str().unwrap()]);
+        assert!(
+            err.contains("labs.csv line") && err.contains(expected),
+            "{what}: {err}"
+        );
+    }
+
+    // Hemoglobin's range follows the patient's sex: a man's row with a
+    // woman's range is caught.
+    let (sb, dir) = batch_with_labs();
+    let patients = std::fs::read_to_string(dir.join("patients.csv")).unwrap();
+    let men: Vec<&str> = patients
+        .lines()
+        .filter(|l| l.split(',').nth(4) == Some("male"))
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    tamper(&dir, "labs.csv", |text| {
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let i = lines
+            .iter()
+            .position(|l| l.contains(",718-7,") && men.iter().any(|m| l.contains(m)))
+            .unwrap();
+        lines[i] = lines[i].replacen(",13.5,17.5,", ",12.0,15.5,", 1);
+        lines.join("\n") + "\n"
+    });
+    let err = sb.fails(&["validate", dir.to_str().unwrap()]);
+    assert!(err.contains("for a male patient"), "{err}");
+}
+
 #[test]
 fn a_note_outside_its_encounter_or_not_json_is_caught() {
     let (sb, dir) = batch_with_labs();

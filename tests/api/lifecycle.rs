@@ -1,0 +1,329 @@
+//! Requests over time: generations that outlast the request timeout, clients
+//! that hang up, sockets that trickle or sit silent, and the request id on
+//! every log line of the work a request caused.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{ServerProcess, assert_valid_batch, problem, spawn_app_with};
+
+/// Polls `url` until it answers 200 (the batch is committed).
+async fn wait_for_200(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    let started = Instant::now();
+    loop {
+        let response = client.get(url).send().await.unwrap();
+        if response.status() == 200 {
+            return response;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{url} never became available"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_post_that_outlasts_the_request_timeout_gets_202_and_still_commits() {
+    let app = spawn_app_with(&[
+        ("DATAGEN__SERVER__REQUEST_TIMEOUT_SECS", "1"),
+        ("DATAGEN__SERVER__MAX_ENCOUNTERS", "50000"),
+    ])
+    .await;
+    // A JSON answer: the generation itself outlasts the timeout. A tar
+    // stream starts with its first file, so it gets 202 only when it waits
+    // longer than that in the mode's queue, here behind the first.
+    let mut locations = Vec::new();
+    for (date, accept) in [
+        ("2026-02-09", "application/json"),
+        ("2026-02-10", "application/x-tar"),
+    ] {
+        let response = app
+            .client
+            .post(app.url(&format!(
+                "/batches/{date}?mode=raw&encounters=20000&new_patients=8000"
+            )))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "{accept}");
+        let location = response.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(location, format!("/batches/{date}?mode=raw"));
+        assert_eq!(response.headers()["retry-after"], "5");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "pending");
+        assert_eq!(body["location"], location.as_str());
+        locations.push((date, location));
+    }
+    // While they run, their locations say so.
+    let (_, queued) = &locations[1];
+    let pending = app.get(queued).await;
+    assert_eq!(pending.headers()["retry-after"], "5");
+    let detail = problem(pending, 404).await;
+    assert!(detail.contains("being generated"), "{detail}");
+
+    for (date, location) in &locations {
+        let manifest: serde_json::Value = wait_for_200(&app.client, &app.url(location))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(manifest["date"], *date);
+        assert_valid_batch(&app.batch_dir("raw", date));
+        // A repeated POST finds it committed.
+        assert_eq!(
+            app.post(&format!("/batches/{date}?mode=raw"))
+                .await
+                .status(),
+            200
+        );
+    }
+    app.stop().await;
+}
+
+fn in_flight(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("datagen_http_requests_in_flight "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the in-flight gauge")
+}
+
+#[tokio::test]
+async fn clients_that_hang_up_leave_no_request_counted_in_flight() {
+    let app = spawn_app_with(&[("DATAGEN__SERVER__MAX_ENCOUNTERS", "50000")]).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    // Ten streaming POSTs at once: some are cut off while their tar streams,
+    // the others while they wait in the mode's queue.
+    let aborted = (10..20).map(|day| {
+        let client = impatient.clone();
+        let url = app.url(&format!("/batches/2026-02-{day}?mode=raw&encounters=3000"));
+        async move {
+            let response = client
+                .post(url)
+                .header("accept", "application/x-tar")
+                .send()
+                .await;
+            match response {
+                Ok(r) => r.bytes().await.is_err(),
+                Err(_) => true,
+            }
+        }
+    });
+    let results = futures_util::future::join_all(aborted).await;
+    assert!(
+        results.iter().filter(|&&cut| cut).count() >= 9,
+        "{results:?}"
+    );
+
+    // Once the server has noticed, an idle scrape counts only itself.
+    let started = Instant::now();
+    loop {
+        let count = in_flight(&app.get("/metrics").await.text().await.unwrap());
+        if count == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{count} requests still counted in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}
+
+/// Reads until the server closes the connection; false if it stays open for `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue, // a response (408, or an earlier answer): keep reading
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_and_silent_connections_are_closed_after_the_header_timeout() {
+    let app = spawn_app_with(&[("DATAGEN__SERVER__HEADER_READ_TIMEOUT_SECS", "1")]).await;
+    let address = app.address.trim_start_matches("http://").to_string();
+
+    // Trickling a header line every 300 ms: the head is never complete.
+    let mut trickling = Vec::new();
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        trickling.push(stream);
+    }
+    let trickle = tokio::spawn(async move {
+        let mut closed = 0;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for stream in &mut trickling {
+                if stream.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                    closed += 1;
+                }
+            }
+        }
+        (closed, trickling)
+    });
+    // Silent from the start, and idle after one request on a keep-alive connection.
+    let mut silent = TcpStream::connect(&address).await.unwrap();
+    let mut idle = TcpStream::connect(&address).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+
+    // Meanwhile the service answers.
+    let healthz = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthz.status(), 200);
+
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(5)).await,
+        "silent socket left open"
+    );
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)).await,
+        "idle keep-alive left open"
+    );
+    let (_, mut trickling) = trickle.await.unwrap();
+    for stream in &mut trickling {
+        assert!(
+            closed_within(stream, Duration::from_secs(1)).await,
+            "a trickling socket was still open after 6 s"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_quick_client_on_a_fresh_connection_is_not_cut_off() {
+    let app = spawn_app_with(&[("DATAGEN__SERVER__HEADER_READ_TIMEOUT_SECS", "1")]).await;
+    // A batch that takes longer than the header timeout to stream is fine:
+    // the timer only runs while a request head is awaited.
+    let response = app
+        .client
+        .post(app.url("/batches/2026-02-08?mode=raw&encounters=4000"))
+        .header("accept", "application/x-tar")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert!(response.bytes().await.unwrap().len() > 1_000_000);
+    app.stop().await;
+}
+
+/// The real binary with JSON logs: every line the engine writes while
+/// serving a request (recovery, generation, commit, streaming) names it.
+#[test]
+fn every_log_line_of_a_requests_work_carries_its_request_id() {
+    let server = ServerProcess::start(
+        &["--log-format", "json"],
+        &[("RUST_LOG", "info,datagen=debug")],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    runtime.block_on(async {
+        wait_for_200(&client, &server.url("/readyz")).await;
+    });
+
+    // A CLI run killed after its commit point leaves a commit to finish: the
+    // next request's recovery does it.
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_datagen"))
+        .current_dir(server.dir.path())
+        .args(["generate", "--mode", "sample", "--date", "2026-02-08"])
+        .env("DATAGEN_CRASHPOINT", "committed")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let stderr = std::io::BufReader::new(cli.stderr.take().unwrap());
+        assert!(
+            stderr
+                .lines()
+                .map_while(Result::ok)
+                .any(|l| l.contains("crashpoint committed"))
+        );
+    }
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+
+    runtime.block_on(async {
+        let json = client
+            .post(server.url("/batches/2026-02-09?mode=sample"))
+            .header("x-request-id", "req-recover")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(json.status(), 201);
+        let tar = client
+            .post(server.url("/batches/2026-02-10?mode=sample"))
+            .header("x-request-id", "req-stream")
+            .header("accept", "application/x-tar")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tar.status(), 201);
+        tar.bytes().await.unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(200));
+
+    let mut seen = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for line in server.log() {
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+            panic!("not a JSON log line: {line}");
+        };
+        let target = json["target"].as_str().unwrap_or_default();
+        let message = json["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !target.starts_with("datagen") || message == "datagen listening" {
+            continue;
+        }
+        let id = json["span"]["request_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a log line of the engine without a request id: {line}"));
+        seen.entry(id.to_string()).or_default().push(message);
+    }
+    let recover = &seen["req-recover"];
+    for expected in [
+        "recovery: finished an interrupted commit",
+        "file written",
+        "batch committed",
+    ] {
+        assert!(
+            recover.iter().any(|m| m == expected),
+            "req-recover lacks {expected:?}: {recover:?}"
+        );
+    }
+    let stream = &seen["req-stream"];
+    for expected in ["file written", "batch committed"] {
+        assert!(
+            stream.iter().any(|m| m == expected),
+            "req-stream lacks {expected:?}: {stream:?}"
+        );
+    }
+}
