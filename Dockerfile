@@ -3,6 +3,10 @@ ARG RUST_IMAGE=rust:1.95-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS builder
+# jemalloc (the server's allocator) is built from source with make.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first: this layer is rebuilt only when Cargo.toml/Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
@@ -11,6 +15,7 @@ RUN mkdir -p src benches \
     && touch src/lib.rs \
     && echo 'fn main() {}' > benches/batch.rs \
     && echo 'fn main() {}' > benches/http.rs \
+    && echo 'fn main() {}' > benches/load.rs \
     && cargo build --release --locked --bin datagen \
     && rm -rf src benches
 COPY config ./config

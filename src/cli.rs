@@ -71,6 +71,26 @@ pub enum Command {
     },
     /// Print the OpenAPI document of the HTTP service (with the config's volume limits)
     Openapi,
+    /// Inspect or mend a mode's persistent state
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Check that the mode's state and its committed batches agree (exit 1 if not)
+    Check {
+        /// The mode whose state to check
+        #[arg(long, value_enum)]
+        mode: ModeArg,
+    },
+    /// Rebuild the mode's state (patient master, encounter counter, ledger)
+    /// from its committed batches, verifying every file first; never reuses an ID
+    Rebuild {
+        /// The mode whose state to rebuild
+        #[arg(long, value_enum)]
+        mode: ModeArg,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +221,35 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 })?;
             }
             serve(config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::State(command) => {
+            let engine = Engine::new(load_config(&cli.global)?);
+            match command {
+                StateCommand::Check { mode } => {
+                    let mode = Mode::from(mode);
+                    let timeout =
+                        std::time::Duration::from_secs(engine.config().state.lock_timeout_secs);
+                    engine.check(mode, timeout)?;
+                    println!(
+                        "consistent {}: the state agrees with the committed batches",
+                        engine.layout().state_dir(mode).display()
+                    );
+                }
+                StateCommand::Rebuild { mode } => {
+                    let mode = Mode::from(mode);
+                    let rebuilt = engine.rebuild_state(mode)?;
+                    println!(
+                        "rebuilt {} from {} committed batch{}: {} patients ({} kept from the old master), encounter counter {}",
+                        engine.layout().state_dir(mode).display(),
+                        rebuilt.batches,
+                        if rebuilt.batches == 1 { "" } else { "es" },
+                        rebuilt.patients,
+                        rebuilt.salvaged_patients,
+                        rebuilt.encounter_counter
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Openapi => {

@@ -59,6 +59,8 @@ pub struct ServerConfig {
     /// idle keep-alive connection stays open.
     pub header_read_timeout_secs: u64,
     pub concurrency_limit: usize,
+    /// Connections open at once; past that, new ones wait to be accepted.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,6 +6,10 @@
 //! Points, in run order: `vitals` (vitals.csv half written), `staged`,
 //! `journaled` (new state in `.txn/`), `committed` (COMMIT marker written),
 //! `published` (batch renamed into place, state not yet), `applied`.
+//!
+//! `DATAGEN_CRASHPOINT=fail:<name>` makes the points that can fail
+//! ([`failure`]: `vitals`) fail instead, as a full disk would, so the tests
+//! can see what a client gets when a batch fails after its stream started.
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -30,5 +34,16 @@ pub fn reached(name: &str) {
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
+    }
+}
+
+/// An injected write failure at `name`, if `DATAGEN_CRASHPOINT=fail:<name>`.
+pub fn failure(name: &str) -> std::io::Result<()> {
+    match target().and_then(|t| t.strip_prefix("fail:")) {
+        Some(point) if point == name => Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("no space left on device (injected at crash point {name})"),
+        )),
+        _ => Ok(()),
     }
 }

@@ -30,11 +30,27 @@ pub enum Error {
     )]
     NoPatients { date: BatchDate, count: u32 },
 
-    #[error("corrupt state file {}{}: {reason}; refusing to continue (restore it from a backup or move the mode's state folder away to start over)", path.display(), line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    #[error("corrupt state file {}{}: {reason}. Nothing was written. {}", path.display(), line.map(|l| format!(" line {l}")).unwrap_or_default(), way_out(mode_of(path)))]
     CorruptState {
         path: PathBuf,
         line: Option<u64>,
         reason: String,
+    },
+
+    /// The committed batches and the state that issued their IDs disagree:
+    /// generating now could reuse IDs, so nothing runs until it is mended.
+    #[error("the {mode} state and its committed batches disagree: {problem}. Nothing was written. {}", way_out(Some(*mode)))]
+    StateMismatch { mode: Mode, problem: String },
+
+    /// A committed date asked for again with volumes other than its own.
+    #[error(
+        "the {mode} batch for {date} is already committed with {committed}; this run asked for {asked}. Nothing was changed: a committed batch is never regenerated (ask without volumes to get it as it is)"
+    )]
+    VolumeConflict {
+        mode: Mode,
+        date: BatchDate,
+        committed: String,
+        asked: String,
     },
 
     #[error("the {mode} state in {} is locked by another datagen process; gave up after {}s", dir.display(), waited.as_secs())]
@@ -42,14 +58,6 @@ pub enum Error {
         mode: Mode,
         dir: PathBuf,
         waited: Duration,
-    },
-
-    #[error("batch {date} ({mode}) is recorded as committed in {} but {} is missing or incomplete", ledger.display(), dir.display())]
-    MissingBatch {
-        mode: Mode,
-        date: BatchDate,
-        ledger: PathBuf,
-        dir: PathBuf,
     },
 
     #[error("{what} {}: {source}", path.display())]
@@ -76,11 +84,36 @@ pub enum Error {
     },
 }
 
+/// The safe ways out of a state that cannot be trusted. Restoring an older
+/// backup of the state alone is not one of them: it would reissue IDs.
+fn way_out(mode: Option<Mode>) -> String {
+    let mode = mode.map_or("<mode>".to_string(), |m| m.to_string());
+    format!(
+        "To recover, run `datagen state rebuild --mode {mode}`: it rebuilds the state from the committed batches, verifying every file and never reusing an ID. To start the mode over instead, move both its data and state folders away"
+    )
+}
+
+/// The mode whose state folder holds `path` (`<state_dir>/<mode>/...`).
+fn mode_of(path: &std::path::Path) -> Option<Mode> {
+    path.ancestors()
+        .filter_map(|p| p.file_name()?.to_str()?.parse().ok())
+        .next()
+}
+
 impl Error {
     /// Wraps an I/O error with what was being done and to which path.
     pub fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { what, path, source }
+    }
+
+    /// The message with these directories left out of every path in it, for
+    /// answers that must not reveal where the server keeps its files:
+    /// `/srv/state/raw/ledger.csv` becomes `raw/ledger.csv`.
+    pub fn relative_to(&self, roots: &[&std::path::Path]) -> String {
+        roots.iter().fold(self.to_string(), |text, root| {
+            text.replace(&format!("{}/", root.display()), "")
+        })
     }
 }
 

@@ -296,6 +296,14 @@ pub fn parse_patient_id(s: &str) -> Option<u64> {
         .flatten()
 }
 
+/// Parses `E0000000123` back to 123.
+pub fn parse_encounter_id(s: &str) -> Option<u64> {
+    let digits = s.strip_prefix('E')?;
+    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
 /// A medical record number that looks unrelated to the patient id but is
 /// unique: an affine bijection on 0..10^9 (3^18 is coprime to 10^9).
 pub fn mrn(patient_number: u64) -> String {

@@ -204,6 +204,24 @@ impl JsonLinesFile {
     }
 }
 
+/// The size and sha256 of a file on disk, read in 64 KiB chunks.
+pub fn file_digest(path: &Path) -> io::Result<(u64, String)> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
 /// Writes `bytes` to `path` durably and atomically: a temporary sibling is
 /// written and synced, then renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -9,13 +9,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use crate::manifest::{MANIFEST_FILE, Manifest};
-use crate::output::parse_timestamp;
+use crate::output::{file_digest, parse_timestamp};
 use crate::schema::{Dataset, abnormal_flag, contract};
 
 /// Problems reported before giving up on a batch.
@@ -158,7 +155,7 @@ pub fn validate_batch(dir: &Path) -> Result<Summary, Vec<Problem>> {
     }
     for entry in &manifest.files {
         let path = dir.join(&entry.name);
-        match digest(&path) {
+        match file_digest(&path) {
             Ok((bytes, sha)) => {
                 if bytes != entry.bytes {
                     c.report(
@@ -238,22 +235,6 @@ pub fn validate_batch(dir: &Path) -> Result<Summary, Vec<Problem>> {
     } else {
         Err(c.problems)
     }
-}
-
-fn digest(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((total, hex::encode(hasher.finalize())))
 }
 
 /// Checks every row of one file; returns its row count if it could be read.

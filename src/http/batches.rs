@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio::sync::oneshot;
 use tokio_util::io::ReaderStream;
 use utoipa::{IntoParams, ToSchema};
 
@@ -18,7 +17,7 @@ use super::AppState;
 use super::conditional::{self, Answer, Validators};
 use super::error::{ApiError, Problem, RETRY_AFTER_SECS};
 use super::extract::{Path, Query, negotiate};
-use super::stream::{self, Event, Format};
+use super::stream::{self, Event, Format, Start};
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::model::{BatchDate, Mode};
 use crate::pipeline::{Outcome, Overrides};
@@ -128,9 +127,9 @@ fn location(date: BatchDate, mode: Mode) -> HeaderValue {
         (status = 400, description = "Invalid date, mode, dataset, query parameter or volume", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Auth is on and the bearer token is missing or wrong", body = Problem, content_type = "application/problem+json"),
         (status = 406, description = "None of the Accept types can be produced (with ?dataset=, the Accept header excludes that file's type)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Encounters were asked for on a date on which nobody can be seen: no new patients that day (new_patients=0) and nobody registered earlier and alive on it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The date is already committed with other volumes than the ones asked for (urn:datagen:problem:volume-conflict; nothing is regenerated), or encounters were asked for on a date on which nobody can be seen (urn:datagen:problem:no-patients)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Write failure; nothing was half-committed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The mode's state is locked by another process (see Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The mode's state is locked by another process (urn:datagen:problem:state-locked, see Retry-After), or cannot be trusted (urn:datagen:problem:state-inconsistent: it disagrees with the committed batches or is damaged; the detail names the file and the way out)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn generate(
@@ -177,14 +176,31 @@ pub async fn generate(
             }
         }
         Some(format) => {
-            let (head, body) = job.stream(format);
-            match tokio::time::timeout_at(deadline, head).await {
-                Err(_) => Ok(accepted(mode, date)),
-                Ok(head) => {
-                    let created = head.map_err(|e| ApiError::internal(&e))??;
-                    Ok(streamed(mode, date, format, created, body))
+            let dir = app.engine().layout().batch_dir(mode, date);
+            let mut events = job.events();
+            // The head waits for the first file (or the existing batch),
+            // holding no thread meanwhile.
+            let first = match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => return Ok(accepted(mode, date)),
+                Ok(None) => {
+                    return Err(ApiError::internal(
+                        &"the generator stopped without a result",
+                    ));
                 }
-            }
+                Ok(Some(first)) => first,
+            };
+            let start = match first {
+                Event::Done(done) => {
+                    (*done)?;
+                    Start::Committed
+                }
+                file @ Event::File(..) => Start::Live(file),
+            };
+            let created = matches!(start, Start::Live(_));
+            let (body_tx, body_rx) = tokio::sync::mpsc::channel(8);
+            app.blocking(move || stream::serve(start, events, dir, date, format, body_tx));
+            let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(body_rx));
+            Ok(streamed(mode, date, format, created, body))
         }
     }
 }
@@ -295,14 +311,11 @@ impl Job {
         })
     }
 
-    /// Starts the generation and a streamer that turns its files into a body.
-    /// The head resolves to whether the batch is new, once the first file is
-    /// ready (or the existing batch found); the body follows.
-    fn stream(self, format: Format) -> (oneshot::Receiver<Result<bool, ApiError>>, Body) {
-        let (events_tx, events_rx) = std::sync::mpsc::channel();
+    /// Starts the generation, reporting each completed file and then the
+    /// outcome as events, in order.
+    fn events(self) -> stream::Events {
+        let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let app = self.app.clone();
-        let dir = app.engine().layout().batch_dir(self.mode, self.date);
-        let date = self.date;
         let files = events_tx.clone();
         let generation = self.start(move |path| {
             let name = path
@@ -317,12 +330,7 @@ impl Job {
                 .unwrap_or_else(|e| Err(ApiError::internal(&e)));
             let _ = events_tx.send(Event::Done(Box::new(result)));
         });
-
-        let (body_tx, body_rx) = tokio::sync::mpsc::channel(8);
-        let (head_tx, head_rx) = oneshot::channel();
-        app.blocking(move || stream::serve(events_rx, dir, date, format, head_tx, body_tx));
-        let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(body_rx));
-        (head_rx, body)
+        events
     }
 }
 
@@ -345,7 +353,7 @@ fn run_generation(
         Ok(_) => metrics.batch(mode, "existing"),
         Err(_) => metrics.batch(mode, "failed"),
     }
-    result.map_err(ApiError::from)
+    result.map_err(|e| ApiError::from_engine(e, app.engine().layout()))
 }
 
 fn streamed(mode: Mode, date: BatchDate, format: Format, created: bool, body: Body) -> Response {
@@ -386,6 +394,7 @@ fn streamed(mode: Mode, date: BatchDate, format: Format, created: bool, body: Bo
         (status = 200, description = "Committed batches", body = BatchList),
         (status = 400, description = "Invalid mode or query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "State could not be read", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The mode's state disagrees with its committed batches (urn:datagen:problem:state-inconsistent; the detail names the file and the way out)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
@@ -397,7 +406,9 @@ pub async fn list(
     let batches = app
         .blocking(move || -> Result<Vec<BatchSummary>, ApiError> {
             let engine = reader.engine();
-            let mut entries = engine.batches(mode)?;
+            let mut entries = engine
+                .batches(mode)
+                .map_err(|e| ApiError::from_engine(e, engine.layout()))?;
             entries.sort_by_key(|e| std::cmp::Reverse(e.date));
             entries
                 .into_iter()
@@ -446,6 +457,7 @@ pub async fn list(
         (status = 400, description = "Invalid date, mode or query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No committed batch for this date and mode; while one is being generated (after a 202), the type is urn:datagen:problem:batch-pending, with Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The batch could not be read", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The mode's state disagrees with its committed batches (urn:datagen:problem:state-inconsistent; the detail names the file and the way out)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn manifest(
@@ -467,7 +479,8 @@ async fn committed_manifest(
     let manifest = app
         .blocking(move || reader.engine().manifest(mode, date))
         .await
-        .map_err(|e| ApiError::internal(&e))??;
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| ApiError::from_engine(e, app.engine().layout()))?;
     manifest.ok_or_else(|| {
         if app.is_pending(mode, date) {
             ApiError::new(
@@ -523,6 +536,7 @@ async fn committed_manifest(
             headers(("Content-Range" = String, description = "bytes */LEN")),
             body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The file could not be read", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The mode's state disagrees with its committed batches (urn:datagen:problem:state-inconsistent; the detail names the file and the way out)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn file(

@@ -100,6 +100,30 @@ impl ApiError {
         .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
     }
 
+    /// The mode's state cannot be trusted: nothing runs for it until it is
+    /// rebuilt (503: an operator must act, the service itself is fine).
+    pub fn state_inconsistent(detail: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "state-inconsistent",
+            "State inconsistent",
+            detail,
+        )
+    }
+
+    /// An engine error, with the paths in its message made relative to the
+    /// data and state folders: an answer names the file, never where the
+    /// server keeps it.
+    pub fn from_engine(e: Error, layout: &crate::layout::Layout) -> ApiError {
+        match e {
+            Error::CorruptState { .. } | Error::StateMismatch { .. } => {
+                tracing::error!(error = %e, "the mode's state cannot be trusted");
+                ApiError::state_inconsistent(e.relative_to(&[&layout.state_dir, &layout.data_dir]))
+            }
+            other => ApiError::from(other),
+        }
+    }
+
     /// A 500 whose cause is logged, not shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "request failed");
@@ -150,10 +174,19 @@ impl From<Error> for ApiError {
                 format!("{e}; retry later"),
             )
             .retry_after(RETRY_AFTER_SECS),
+            Error::VolumeConflict { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "volume-conflict",
+                "Volume conflict",
+                e.to_string(),
+            ),
+            // Answered with paths relative to the data and state folders by
+            // `ApiError::from_engine`; this is the fallback.
+            Error::CorruptState { .. } | Error::StateMismatch { .. } => {
+                ApiError::state_inconsistent(e.to_string())
+            }
             Error::ConfigFile { .. }
             | Error::Config { .. }
-            | Error::CorruptState { .. }
-            | Error::MissingBatch { .. }
             | Error::Io { .. }
             | Error::Server { .. }
             | Error::Invalid { .. } => ApiError::internal(&e),

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::Path;
+use crate::error::Error;
 use crate::model::Mode;
 use crate::schema::Dataset;
 use crate::state::StateLock;
@@ -73,28 +74,39 @@ fn readiness(app: &AppState) -> Vec<String> {
     if !app.started() {
         problems.push("start-up recovery has not finished".to_string());
     }
-    let layout = app.engine().layout();
-    for dir in [&layout.data_dir, &layout.state_dir] {
+    let engine = app.engine();
+    let layout = engine.layout();
+    for (name, dir) in [("data", &layout.data_dir), ("state", &layout.state_dir)] {
         let probe = dir.join(format!(".datagen-ready-{}", std::process::id()));
         match std::fs::File::create_new(&probe) {
             Ok(_) => {
                 let _ = std::fs::remove_file(&probe);
             }
-            Err(e) => problems.push(format!("{} is not writable: {e}", dir.display())),
+            Err(e) => problems.push(format!("the {name} directory is not writable: {e}")),
         }
     }
     for mode in Mode::ALL {
-        let journal = layout.state_dir(mode).join(".txn");
-        let staging = layout.staging_root(mode);
-        if !(journal.exists() || staging.exists()) {
+        // A run in this process or another holds the mode: its state is in
+        // flux, and that run checks it first anyway.
+        if app.mode_lock(mode).try_lock().is_err() {
             continue;
         }
-        // Leftovers with nobody holding the lock are a crashed run's:
-        // recovery is pending until the next write to that mode.
-        let busy = app.mode_lock(mode).try_lock().is_err()
-            || StateLock::acquire(&layout.state_dir(mode), mode, Duration::ZERO).is_err();
-        if !busy {
-            problems.push(format!("{mode}: an interrupted batch awaits recovery"));
+        let journal = layout.state_dir(mode).join(".txn");
+        let staging = layout.staging_root(mode);
+        if journal.exists() || staging.exists() {
+            // Leftovers with nobody holding the lock are a crashed run's:
+            // recovery is pending until the next write to that mode.
+            if StateLock::acquire(&layout.state_dir(mode), mode, Duration::ZERO).is_ok() {
+                problems.push(format!("{mode}: an interrupted batch awaits recovery"));
+            }
+            continue;
+        }
+        match engine.check(mode, Duration::ZERO) {
+            Ok(()) | Err(Error::Locked { .. }) => {}
+            Err(e) => problems.push(format!(
+                "{mode}: {}",
+                e.relative_to(&[&layout.state_dir, &layout.data_dir])
+            )),
         }
     }
     problems

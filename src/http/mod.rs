@@ -47,7 +47,6 @@ pub use error::{ApiError, Problem};
 use crate::config::ServerConfig;
 use crate::model::{BatchDate, Mode};
 use crate::pipeline::Engine;
-use crate::state::StateStore;
 
 /// What every handler shares: cheap to clone.
 #[derive(Clone)]
@@ -206,23 +205,32 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Every documented route, in two groups: the routes whose response head
-/// must come within `server.request_timeout_secs` (503 otherwise), and the
-/// generation route, which keeps its own deadline and answers 202 instead.
-/// The served app and the `openapi` command both derive from these, so the
-/// spec cannot miss a route.
-fn api_routes() -> [OpenApiRouter<AppState>; 2] {
-    let bounded = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(batches::list))
-        .routes(routes!(batches::manifest))
-        .routes(routes!(batches::file))
-        .routes(routes!(meta::schema))
-        .routes(routes!(meta::healthz))
-        .routes(routes!(meta::readyz))
-        .routes(routes!(meta::metrics))
-        .routes(routes!(meta::openapi));
-    let generation = OpenApiRouter::new().routes(routes!(batches::generate));
-    [bounded, generation]
+/// Every documented route, in three groups: the probes (`/healthz`,
+/// `/metrics`), which answer whatever else is going on; the routes whose
+/// response head must come within `server.request_timeout_secs` (503
+/// otherwise); and the generation route, which keeps its own deadline and
+/// answers 202 instead. The served app and the `openapi` command both derive
+/// from these, so the spec cannot miss a route.
+struct ApiRoutes {
+    probes: OpenApiRouter<AppState>,
+    bounded: OpenApiRouter<AppState>,
+    generation: OpenApiRouter<AppState>,
+}
+
+fn api_routes() -> ApiRoutes {
+    ApiRoutes {
+        probes: OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .routes(routes!(meta::healthz))
+            .routes(routes!(meta::metrics)),
+        bounded: OpenApiRouter::new()
+            .routes(routes!(batches::list))
+            .routes(routes!(batches::manifest))
+            .routes(routes!(batches::file))
+            .routes(routes!(meta::schema))
+            .routes(routes!(meta::readyz))
+            .routes(routes!(meta::openapi)),
+        generation: OpenApiRouter::new().routes(routes!(batches::generate)),
+    }
 }
 
 /// The OpenAPI document of a server with these settings: the volume limits
@@ -230,8 +238,12 @@ fn api_routes() -> [OpenApiRouter<AppState>; 2] {
 /// client generating requests from the spec stays inside them. With the
 /// embedded defaults, this is the committed `openapi/openapi.json`.
 pub fn openapi_json(server: &ServerConfig) -> String {
-    let [bounded, generation] = api_routes();
-    let mut doc = bounded.merge(generation).into_openapi();
+    let routes = api_routes();
+    let mut doc = routes
+        .probes
+        .merge(routes.bounded)
+        .merge(routes.generation)
+        .into_openapi();
     publish_volume_limits(&mut doc, server);
     let mut text = doc.to_pretty_json().unwrap_or_default();
     text.push('\n');
@@ -270,14 +282,19 @@ fn publish_volume_limits(doc: &mut utoipa::openapi::OpenApi, server: &ServerConf
 pub fn app(state: AppState) -> Router {
     let server = &state.engine().config().server;
     let timeout = Duration::from_secs(server.request_timeout_secs);
-    let concurrency = server.concurrency_limit;
-    let [bounded, generation] = api_routes();
-    let (router, _) = bounded
+    // One semaphore for the whole service (each route's layer is a clone of
+    // it); the probes stay outside it.
+    let limit = tower::limit::GlobalConcurrencyLimitLayer::new(server.concurrency_limit);
+    let routes = api_routes();
+    let (router, _) = routes
+        .bounded
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
-        .merge(generation)
+        .layer(limit.clone())
+        .merge(routes.generation.layer(limit))
+        .merge(routes.probes)
         .split_for_parts();
     let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs")
         .config(utoipa_swagger_ui::Config::new(["/openapi.json"]));
@@ -307,7 +324,6 @@ pub fn app(state: AppState) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(middleware::map_response(error::problem_for_plain_errors))
-                .layer(tower::limit::ConcurrencyLimitLayer::new(concurrency))
                 .layer(RequestBodyLimitLayer::new(16 * 1024)),
         )
         .with_state(state)
@@ -349,7 +365,10 @@ async fn require_token(State(app): State<AppState>, request: Request, next: Next
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.trim().split_once(' '))
+            // The auth scheme is case-insensitive (RFC 9110 section 11.1).
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, credentials)| credentials.trim_start());
         if given != Some(token) {
             return ApiError::unauthorized().into_response();
         }
@@ -384,17 +403,19 @@ pub async fn run(
         let engine = recovering.engine();
         let timeout = Duration::from_secs(engine.config().state.lock_timeout_secs);
         for mode in Mode::ALL {
-            if let Err(e) = StateStore::open(engine.layout(), mode, timeout) {
-                tracing::error!(%mode, error = %e, "start-up recovery failed");
+            // Recovery (under the lock), then whether the state can be
+            // trusted; /readyz keeps reporting it until it is mended.
+            if let Err(e) = engine.check(mode, timeout) {
+                tracing::error!(%mode, error = %e, "the mode's state cannot be used");
             }
         }
         recovering.inner.started.store(true, Ordering::Release);
     });
     tracing::info!(address = %listener.local_addr()?, "datagen listening");
+    let config = &state.engine().config().server;
     let limits = server::ConnectionLimits {
-        header_read_timeout: Duration::from_secs(
-            state.engine().config().server.header_read_timeout_secs,
-        ),
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        max_connections: config.max_connections,
     };
     server::serve(listener, app(state.clone()), limits, shutdown).await;
     state.inner.tasks.close();

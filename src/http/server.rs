@@ -8,6 +8,9 @@
 //!   `server.header_read_timeout_secs`; hyper starts the same timer when a
 //!   keep-alive connection goes idle, so it is also the idle timeout. A socket
 //!   that trickles header lines, or sits silent, is closed when it expires.
+//! - At most `server.max_connections` connections are open at once; past
+//!   that the loop stops accepting (clients wait in the kernel's backlog)
+//!   instead of running out of file descriptors.
 //! - Accept errors (`EMFILE` when out of descriptors, say) back off instead of
 //!   spinning, and are logged once per streak.
 //! - On shutdown the listener closes, every connection finishes its in-flight
@@ -15,6 +18,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,12 +29,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 /// Per-connection settings.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
+    pub max_connections: usize,
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets every open
@@ -49,7 +55,13 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
     let mut failing_since: Option<std::time::Instant> = None;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -87,6 +99,7 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);

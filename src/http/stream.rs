@@ -4,17 +4,17 @@
 //! those files into the response body (a tar archive, or one CSV) through a
 //! small channel of 64 KiB chunks. The archive's end is written only after
 //! the commit, so a client never mistakes an uncommitted batch for a whole one:
-//! if the commit fails, the body is cut off with an error instead.
+//! if the commit fails, a tar body gets an invalid block (so `tar x` fails
+//! even on the bytes that arrived) and is then cut off with an error.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc as tokio_mpsc, oneshot};
+use tokio::sync::mpsc as tokio_mpsc;
 
 use super::error::ApiError;
 use crate::manifest::{MANIFEST_FILE, Manifest};
@@ -39,6 +39,10 @@ pub enum Format {
 }
 
 pub type BodySender = tokio_mpsc::Sender<Result<Bytes, io::Error>>;
+
+/// The generation's events, in order. Unbounded: the generator on its
+/// blocking thread must never wait for the stream (there are at most six).
+pub type Events = tokio_mpsc::UnboundedReceiver<Event>;
 
 /// A `Write` that sends 64 KiB chunks into the response body. Once the
 /// stream is aborted, further writes are discarded.
@@ -84,6 +88,37 @@ impl ChannelWriter {
     }
 }
 
+impl ChannelWriter {
+    /// Ends a tar stream that failed: sends what is buffered followed by one
+    /// 512-byte block that is not a valid header (it says why, in text), then
+    /// discards every later write, the archive's end blocks included. A
+    /// reader that got every byte up to the failure still fails on it:
+    /// `tar x` exits 2 ("Skipping to next header"), where a stream cut at a
+    /// member boundary would extract cleanly.
+    ///
+    /// The connection is cut off after this (see [`Abort::fail`]), and hyper
+    /// drops what it has not written yet when a body fails, so this waits
+    /// until the block has left the channel and gives the socket a moment.
+    fn poison(&mut self, why: &str) {
+        let mut block =
+            format!("datagen: the batch was not committed, this archive is incomplete: {why}\n")
+                .into_bytes();
+        block.resize(512, b'#');
+        block.truncate(512);
+        self.buf.extend_from_slice(&block);
+        if self.send().is_ok() {
+            let started = std::time::Instant::now();
+            while self.tx.capacity() < self.tx.max_capacity()
+                && started.elapsed() < std::time::Duration::from_secs(5)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        self.aborted.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
@@ -105,45 +140,29 @@ impl Abort {
     }
 }
 
-/// Decides the response head from the first event (`true` = newly created),
-/// then writes the body. Runs on the blocking pool.
+/// What a stream starts from: the generation's first event, which also
+/// decides the response head.
+pub enum Start {
+    /// The batch was already committed: send what is on disk.
+    Committed,
+    /// A new batch: its first file, the rest to follow.
+    Live(Event),
+}
+
+/// Writes the body. Runs on the blocking pool, only once the head is known,
+/// so no thread waits while a generation is queued.
 pub fn serve(
-    events: mpsc::Receiver<Event>,
+    start: Start,
+    events: Events,
     committed_dir: PathBuf,
     date: BatchDate,
     format: Format,
-    head: oneshot::Sender<Result<bool, ApiError>>,
     body: BodySender,
 ) {
     let (mut out, abort) = ChannelWriter::new(body);
-    let first = match events.recv() {
-        Ok(event) => event,
-        Err(_) => {
-            let _ = head.send(Err(ApiError::internal(
-                &"the generator stopped without a result",
-            )));
-            return;
-        }
-    };
-    let result = match first {
-        Event::Done(done) if done.is_err() => {
-            let Err(e) = *done else { return };
-            let _ = head.send(Err(e));
-            return;
-        }
-        // Already committed (or nothing new to stream): send what is on disk.
-        Event::Done(_) => {
-            if head.send(Ok(false)).is_err() {
-                return; // answered 202, or the client left
-            }
-            send_committed(&committed_dir, date, format, &mut out)
-        }
-        Event::File(name, file) => {
-            if head.send(Ok(true)).is_err() {
-                return; // answered 202, or the client left: the generation goes on alone
-            }
-            send_live(Event::File(name, file), &events, date, format, &mut out)
-        }
+    let result = match start {
+        Start::Committed => send_committed(&committed_dir, date, format, &mut out),
+        Start::Live(first) => send_live(first, events, date, format, &mut out),
     };
     match result {
         Ok(()) => {
@@ -158,7 +177,7 @@ pub fn serve(
 
 fn send_live(
     first: Event,
-    events: &mpsc::Receiver<Event>,
+    mut events: Events,
     date: BatchDate,
     format: Format,
     out: &mut ChannelWriter,
@@ -166,12 +185,18 @@ fn send_live(
     match format {
         Format::Tar => {
             let mut builder = tar::Builder::new(&mut *out);
-            until_committed(first, events, |name, file| {
+            let sent = until_committed(first, &mut events, |name, file| {
                 append(&mut builder, date, name, file)
-            })?;
+            });
+            if let Err(why) = sent {
+                // Before the builder's drop can end the archive: a batch that
+                // did not commit must never arrive as a whole-looking tar.
+                builder.get_mut().poison(&why);
+                return Err(why);
+            }
             builder.into_inner().map(|_| ()).map_err(|e| e.to_string())
         }
-        Format::File(d) => until_committed(first, events, |name, file| {
+        Format::File(d) => until_committed(first, &mut events, |name, file| {
             if name == d.file_name() {
                 io::copy(file, out).map_err(|e| e.to_string())?;
             }
@@ -183,7 +208,7 @@ fn send_live(
 /// Hands each file to `each` until the batch is committed; an error if it is not.
 fn until_committed(
     first: Event,
-    events: &mpsc::Receiver<Event>,
+    events: &mut Events,
     mut each: impl FnMut(&str, &mut File) -> Result<(), String>,
 ) -> Result<(), String> {
     let mut event = first;
@@ -201,8 +226,8 @@ fn until_committed(
             }
         }
         event = events
-            .recv()
-            .map_err(|_| "the generator stopped without a result".to_string())?;
+            .blocking_recv()
+            .ok_or_else(|| "the generator stopped without a result".to_string())?;
     }
 }
 

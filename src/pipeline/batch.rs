@@ -12,7 +12,7 @@ use rand::{Rng, RngExt};
 use super::Overrides;
 use crate::config::{Config, Volume};
 use crate::crashpoint;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::generate::course::Course;
 use crate::generate::encounters::{self, Encounter, Pools};
 use crate::generate::labs;
@@ -295,6 +295,10 @@ fn write_clinical(
         if i == plan.len() / 2 && crashpoint::armed() {
             vitals_out.flush()?;
             crashpoint::reached("vitals");
+            crashpoint::failure("vitals").map_err(Error::io(
+                "cannot write",
+                dir.join(Dataset::Vitals.file_name()),
+            ))?;
         }
         let encounter_id = model::encounter_id(e.number);
         let patient = &master[e.patient];

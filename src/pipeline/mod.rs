@@ -15,7 +15,10 @@ use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::model::{BatchDate, Mode};
-use crate::state::{LEDGER_FILE, LedgerEntry, StateStore, read_ledger};
+use crate::state::{
+    LEDGER_FILE, LedgerEntry, Rebuilt, StateFingerprint, StateStore, check_agreement, read_ledger,
+    rebuild, recorded_manifest,
+};
 
 /// Per-run volume overrides, taken exactly (the CLI's `--new-patients` and
 /// `--encounters`).
@@ -38,12 +41,18 @@ pub struct Outcome {
 pub struct Engine {
     config: Config,
     layout: Layout,
+    /// Per mode, the state files as they were when they last loaded cleanly.
+    loaded: std::sync::Mutex<[Option<StateFingerprint>; 2]>,
 }
 
 impl Engine {
     pub fn new(config: Config) -> Engine {
         let layout = Layout::new(&config.paths.data_dir, &config.paths.state_dir);
-        Engine { config, layout }
+        Engine {
+            config,
+            layout,
+            loaded: std::sync::Mutex::default(),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -74,12 +83,11 @@ impl Engine {
     ) -> Result<Outcome> {
         let started = Instant::now();
         let timeout = Duration::from_secs(self.config.state.lock_timeout_secs);
-        let store = StateStore::open(&self.layout, mode, timeout)?;
+        let (store, ledger) = self.open(mode, timeout)?;
         let dir = self.layout.batch_dir(mode, date);
-
-        let ledger = store.ledger()?;
         if let Some(entry) = ledger.iter().find(|e| e.date == date) {
             let manifest = self.committed_manifest(mode, entry)?;
+            check_volumes(mode, date, &manifest, overrides)?;
             return Ok(Outcome {
                 created: false,
                 dir,
@@ -126,6 +134,20 @@ impl Engine {
         })
     }
 
+    /// Opens the mode's state for a run, with its ledger, refusing it unless
+    /// state and data agree: a state that disagrees with the data would
+    /// reissue IDs. A missing state folder is checked before anything is
+    /// created.
+    fn open(&self, mode: Mode, timeout: Duration) -> Result<(StateStore, Vec<LedgerEntry>)> {
+        if !self.layout.state_dir(mode).exists() {
+            check_agreement(&self.layout, mode, &[])?;
+        }
+        let store = StateStore::open(&self.layout, mode, timeout)?;
+        let ledger = store.ledger()?;
+        check_agreement(&self.layout, mode, &ledger)?;
+        Ok((store, ledger))
+    }
+
     /// The committed batches of a mode, in commit order. Reads without the
     /// lock: the ledger is only ever replaced whole, by rename.
     pub fn batches(&self, mode: Mode) -> Result<Vec<LedgerEntry>> {
@@ -148,17 +170,80 @@ impl Engine {
     /// Reads a committed batch's manifest and checks it is the one the ledger
     /// recorded.
     fn committed_manifest(&self, mode: Mode, entry: &LedgerEntry) -> Result<Manifest> {
-        let dir = self.layout.batch_dir(mode, entry.date);
-        let missing = || Error::MissingBatch {
-            mode,
-            date: entry.date,
-            ledger: self.layout.state_dir(mode).join(LEDGER_FILE),
-            dir: dir.clone(),
-        };
-        let bytes = std::fs::read(dir.join(MANIFEST_FILE)).map_err(|_| missing())?;
-        if hex::encode(Sha256::digest(&bytes)) != entry.manifest_sha256 {
-            return Err(missing());
+        let bytes = recorded_manifest(&self.layout, mode, entry)?;
+        let path = self.layout.batch_dir(mode, entry.date).join(MANIFEST_FILE);
+        Manifest::parse(&bytes, &path)
+    }
+
+    /// Checks that the mode's state can be trusted, as a run would before
+    /// writing anything: state and data agree, and the state files agree with
+    /// each other. Takes the mode's lock (waiting up to `timeout`), recovering
+    /// an interrupted run first. Parsing the master is skipped while the state
+    /// files are unchanged since they last loaded cleanly, so a readiness
+    /// probe stays cheap.
+    pub fn check(&self, mode: Mode, timeout: Duration) -> Result<()> {
+        let (store, _) = self.open(mode, timeout)?;
+        let fingerprint = store.fingerprint();
+        let slot = mode as usize;
+        if self
+            .loaded
+            .lock()
+            .is_ok_and(|l| l[slot] == Some(fingerprint.clone()))
+        {
+            return Ok(());
         }
-        Manifest::parse(&bytes, &dir.join(MANIFEST_FILE))
+        store.load()?;
+        if let Ok(mut loaded) = self.loaded.lock() {
+            loaded[slot] = Some(fingerprint);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the mode's state from its committed batches (see
+    /// [`crate::state::rebuild`]).
+    pub fn rebuild_state(&self, mode: Mode) -> Result<Rebuilt> {
+        let timeout = Duration::from_secs(self.config.state.lock_timeout_secs);
+        rebuild(&self.layout, mode, timeout)
+    }
+}
+
+/// A committed date asked for again with volumes: they must be its own.
+fn check_volumes(
+    mode: Mode,
+    date: BatchDate,
+    manifest: &Manifest,
+    overrides: &Overrides,
+) -> Result<()> {
+    let issued = |ids: &Option<[String; 2]>, parse: fn(&str) -> Option<u64>| {
+        ids.as_ref()
+            .and_then(|[first, last]| Some(parse(last)? + 1 - parse(first)?))
+            .unwrap_or(0)
+    };
+    let committed = (
+        issued(&manifest.ids.new_patients, crate::model::parse_patient_id),
+        issued(&manifest.ids.encounters, crate::model::parse_encounter_id),
+    );
+    let mut differs = Vec::new();
+    let mut has = Vec::new();
+    for (name, asked, committed) in [
+        ("new_patients", overrides.new_patients, committed.0),
+        ("encounters", overrides.encounters, committed.1),
+    ] {
+        if let Some(asked) = asked
+            && u64::from(asked) != committed
+        {
+            differs.push(format!("{name}={asked}"));
+            has.push(format!("{name}={committed}"));
+        }
+    }
+    if differs.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::VolumeConflict {
+            mode,
+            date,
+            committed: has.join(", "),
+            asked: differs.join(", "),
+        })
     }
 }

@@ -123,18 +123,12 @@ fn number_field(path: &Path, line: u64, column: &str, s: &str) -> Result<u64> {
 
 /// Reads the patient master; row `n` must hold patient number `n`.
 pub fn read_master(path: &Path) -> Result<Vec<Patient>> {
-    let mut patients = Vec::new();
+    let mut patients: Vec<Patient> = Vec::new();
     for item in records(path, master_header())? {
         let (line, r) = item?;
+        let patient = parse_patient(path, line, &r)?;
         let expected = patients.len() as u64 + 1;
-        let number = model::parse_patient_id(&r[0]).ok_or_else(|| {
-            corrupt(
-                path,
-                Some(line),
-                format!("patient_id {:?} is not P + 8 digits", &r[0]),
-            )
-        })?;
-        if number != expected {
+        if patient.number != expected {
             return Err(corrupt(
                 path,
                 Some(line),
@@ -145,37 +139,57 @@ pub fn read_master(path: &Path) -> Result<Vec<Patient>> {
                 ),
             ));
         }
-        let sex = Sex::parse(&r[4]).ok_or_else(|| {
-            corrupt(
-                path,
-                Some(line),
-                format!("sex {:?} is not female|male|other|unknown", &r[4]),
-            )
-        })?;
-        for (column, value) in [("mrn", &r[1]), ("first_name", &r[2]), ("last_name", &r[3])] {
-            if value.is_empty() {
-                return Err(corrupt(path, Some(line), format!("{column} is empty")));
-            }
-        }
-        if r[6].len() != 5 || !r[6].bytes().all(|b| b.is_ascii_digit()) {
-            return Err(corrupt(
-                path,
-                Some(line),
-                format!("postal_code {:?} is not 5 digits", &r[6]),
-            ));
-        }
-        patients.push(Patient {
-            number,
-            mrn: r[1].to_string(),
-            first_name: r[2].to_string(),
-            last_name: r[3].to_string(),
-            sex,
-            birth_date: date_field(path, line, "birth_date", &r[5])?,
-            postal_code: r[6].to_string(),
-            registered_date: date_field(path, line, "registered_date", &r[7])?,
-        });
+        patients.push(patient);
     }
     Ok(patients)
+}
+
+/// Reads a batch's `patients.csv` (the master's columns plus
+/// `snapshot_date`), strictly, for rebuilding the master from it.
+pub fn read_snapshot(path: &Path) -> Result<Vec<Patient>> {
+    records(path, Dataset::Patients.header())?
+        .map(|item| item.and_then(|(line, r)| parse_patient(path, line, &r)))
+        .collect()
+}
+
+/// One patient from the master's columns, which the snapshot starts with.
+fn parse_patient(path: &Path, line: u64, r: &csv::StringRecord) -> Result<Patient> {
+    let number = model::parse_patient_id(&r[0]).ok_or_else(|| {
+        corrupt(
+            path,
+            Some(line),
+            format!("patient_id {:?} is not P + 8 digits", &r[0]),
+        )
+    })?;
+    let sex = Sex::parse(&r[4]).ok_or_else(|| {
+        corrupt(
+            path,
+            Some(line),
+            format!("sex {:?} is not female|male|other|unknown", &r[4]),
+        )
+    })?;
+    for (column, value) in [("mrn", &r[1]), ("first_name", &r[2]), ("last_name", &r[3])] {
+        if value.is_empty() {
+            return Err(corrupt(path, Some(line), format!("{column} is empty")));
+        }
+    }
+    if r[6].len() != 5 || !r[6].bytes().all(|b| b.is_ascii_digit()) {
+        return Err(corrupt(
+            path,
+            Some(line),
+            format!("postal_code {:?} is not 5 digits", &r[6]),
+        ));
+    }
+    Ok(Patient {
+        number,
+        mrn: r[1].to_string(),
+        first_name: r[2].to_string(),
+        last_name: r[3].to_string(),
+        sex,
+        birth_date: date_field(path, line, "birth_date", &r[5])?,
+        postal_code: r[6].to_string(),
+        registered_date: date_field(path, line, "registered_date", &r[7])?,
+    })
 }
 
 pub fn write_master(path: &Path, patients: &[Patient]) -> Result<()> {

@@ -17,20 +17,35 @@
 //! Recovery (every time the lock is taken): with a `COMMIT` marker, steps 3-4
 //! are finished (roll forward); without one, staging and `.txn/` are removed
 //! (roll back). Either way no reader ever sees a half-written batch or state.
+//! If the batch is already in place when a commit is rolled forward, its
+//! manifest decides: the same one means the step was done; another one is a
+//! mismatch to refuse, never to overwrite.
+//!
+//! State and data must agree before anything runs ([`check_agreement`]):
+//! every ledger entry has its batch with the recorded manifest, and every
+//! committed batch has its ledger entry. A state that was lost, or restored
+//! from a backup older than the data, would otherwise reissue IDs. The way
+//! back is [`rebuild`], from the committed batches.
 
 mod files;
 mod lock;
+mod rebuild;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 pub use files::{LedgerEntry, read_ledger};
 pub use lock::StateLock;
+pub use rebuild::{Rebuilt, rebuild};
 
 use crate::crashpoint;
 use crate::error::{Error, Result};
 use crate::generate::patients::Patient;
 use crate::layout::Layout;
+use crate::manifest::MANIFEST_FILE;
 use crate::model::{BatchDate, Mode};
 use crate::output::{sync_dir, write_atomic};
 
@@ -40,6 +55,8 @@ pub const LEDGER_FILE: &str = "ledger.csv";
 const STATE_FILES: [&str; 3] = [MASTER_FILE, COUNTER_FILE, LEDGER_FILE];
 const TXN_DIR: &str = ".txn";
 const COMMIT_MARKER: &str = "COMMIT";
+/// Where `state rebuild` prepares the new files before renaming them over.
+const REBUILD_DIR: &str = ".rebuild";
 
 /// Everything generation needs from the past.
 #[derive(Clone, Debug, Default)]
@@ -48,6 +65,27 @@ pub struct State {
     /// The last encounter number issued.
     pub encounter_counter: u64,
     pub ledger: Vec<LedgerEntry>,
+}
+
+/// The size and modification time of each state file: any commit or edit
+/// changes it.
+pub type StateFingerprint = Vec<Option<(u64, std::time::SystemTime)>>;
+
+/// What could be read of a state that may be damaged.
+#[derive(Debug, Default)]
+pub struct Salvaged {
+    pub patients: Option<Vec<Patient>>,
+    pub encounter_counter: Option<u64>,
+    pub ledger: Option<Vec<LedgerEntry>>,
+}
+
+/// Writes the three state files into a new directory `dir`, synced.
+fn write_state_files(dir: &Path, state: &State) -> Result<()> {
+    std::fs::create_dir(dir).map_err(Error::io("cannot create", dir))?;
+    files::write_master(&dir.join(MASTER_FILE), &state.patients)?;
+    files::write_counter(&dir.join(COUNTER_FILE), state.encounter_counter)?;
+    files::write_ledger(&dir.join(LEDGER_FILE), &state.ledger)?;
+    sync_dir(dir)
 }
 
 /// A mode's state, locked for writing.
@@ -100,9 +138,11 @@ impl StateStore {
             return Ok(());
         }
         let mut discarded = false;
-        if txn.exists() {
-            remove_dir_all(&txn)?;
-            discarded = true;
+        for dir in [txn, self.dir.join(REBUILD_DIR)] {
+            if dir.exists() {
+                remove_dir_all(&dir)?;
+                discarded = true;
+            }
         }
         let staging = self.layout.staging_root(self.mode);
         if staging.exists() {
@@ -208,18 +248,71 @@ impl StateStore {
     }
 
     fn prepare_txn(&self, txn: &Path, state: &State) -> Result<()> {
-        std::fs::create_dir(txn).map_err(Error::io("cannot create", txn))?;
-        files::write_master(&txn.join(MASTER_FILE), &state.patients)?;
-        files::write_counter(&txn.join(COUNTER_FILE), state.encounter_counter)?;
-        files::write_ledger(&txn.join(LEDGER_FILE), &state.ledger)?;
-        sync_dir(txn)
+        write_state_files(txn, state)
+    }
+
+    /// Replaces the mode's state with `state`, for `state rebuild`: the files
+    /// are written and synced in `.rebuild/`, then renamed over the old ones,
+    /// the ledger last. A crash in between leaves files that disagree, which
+    /// loading refuses; the rebuild then simply runs again.
+    pub fn replace(&self, state: &State) -> Result<()> {
+        let dir = self.dir.join(REBUILD_DIR);
+        if dir.exists() {
+            remove_dir_all(&dir)?;
+        }
+        write_state_files(&dir, state)?;
+        for file in STATE_FILES {
+            std::fs::rename(dir.join(file), self.path(file)).map_err(Error::io(
+                "cannot move state file into place",
+                self.path(file),
+            ))?;
+        }
+        sync_dir(&self.dir)?;
+        remove_dir_all(&dir)?;
+        sync_dir(&self.dir)
+    }
+
+    /// The state files' sizes and modification times.
+    pub fn fingerprint(&self) -> StateFingerprint {
+        STATE_FILES
+            .iter()
+            .map(|f| {
+                let meta = std::fs::metadata(self.path(f)).ok()?;
+                Some((meta.len(), meta.modified().ok()?))
+            })
+            .collect()
+    }
+
+    /// The state as it is, if it can be read at all: what a rebuild keeps
+    /// IDs from, so that none is ever issued twice.
+    pub fn salvage(&self) -> Salvaged {
+        Salvaged {
+            patients: files::read_master(&self.path(MASTER_FILE)).ok(),
+            encounter_counter: files::read_counter(&self.path(COUNTER_FILE)).ok(),
+            ledger: read_ledger(&self.path(LEDGER_FILE)).ok(),
+        }
     }
 
     /// Steps 3 and 4 of the protocol; safe to repeat after a crash in them.
     fn apply(&self, date: BatchDate) -> Result<()> {
         let staged = self.layout.staging_dir(self.mode, date);
         let target = self.layout.batch_dir(self.mode, date);
-        if staged.exists() {
+        if staged.exists() && target.exists() {
+            // Renamed into place before a crash, or a batch that was there
+            // already: the manifests tell which.
+            let same = |dir: &Path| std::fs::read(dir.join(MANIFEST_FILE)).ok();
+            if same(&staged).is_none() || same(&staged) != same(&target) {
+                return Err(Error::StateMismatch {
+                    mode: self.mode,
+                    problem: format!(
+                        "{} commits {date}, but {} already holds a different batch",
+                        self.txn().join(COMMIT_MARKER).display(),
+                        target.display()
+                    ),
+                });
+            }
+            remove_dir_all(&staged)?;
+        } else if staged.exists() {
             std::fs::rename(&staged, &target)
                 .map_err(Error::io("cannot move batch into place", &target))?;
             sync_dir(&self.layout.mode_dir(self.mode))?;
@@ -277,4 +370,88 @@ impl StateStore {
 
 fn remove_dir_all(dir: &Path) -> Result<()> {
     std::fs::remove_dir_all(dir).map_err(Error::io("cannot remove", dir))
+}
+
+/// The dates with a batch directory under `<data_dir>/<mode>/`. Entries
+/// whose names are not batch dates are not datagen's and are left alone.
+pub fn committed_dates(layout: &Layout, mode: Mode) -> Result<BTreeSet<BatchDate>> {
+    let dir = layout.mode_dir(mode);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(Error::io("cannot list", &dir)(e)),
+    };
+    let mut dates = BTreeSet::new();
+    for entry in entries {
+        let entry = entry.map_err(Error::io("cannot list", &dir))?;
+        if let Some(date) = entry.file_name().to_str().and_then(|n| n.parse().ok())
+            && entry.path().is_dir()
+        {
+            dates.insert(date);
+        }
+    }
+    Ok(dates)
+}
+
+/// The bytes of a ledger entry's manifest, checked against the sha256 the
+/// ledger recorded.
+pub fn recorded_manifest(layout: &Layout, mode: Mode, entry: &LedgerEntry) -> Result<Vec<u8>> {
+    let path = layout.batch_dir(mode, entry.date).join(MANIFEST_FILE);
+    let ledger = layout.state_dir(mode).join(LEDGER_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| Error::StateMismatch {
+        mode,
+        problem: format!(
+            "{} records {}, but {} cannot be read ({e})",
+            ledger.display(),
+            entry.date,
+            path.display()
+        ),
+    })?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    if sha != entry.manifest_sha256 {
+        return Err(Error::StateMismatch {
+            mode,
+            problem: format!(
+                "{} records {} with manifest sha256 {}, but {} has sha256 {sha}",
+                ledger.display(),
+                entry.date,
+                entry.manifest_sha256,
+                path.display()
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
+/// State and data agree: every ledger entry has its batch, with the manifest
+/// it recorded, and every committed batch has its ledger entry.
+pub fn check_agreement(layout: &Layout, mode: Mode, ledger: &[LedgerEntry]) -> Result<()> {
+    let recorded: BTreeSet<BatchDate> = ledger.iter().map(|e| e.date).collect();
+    let unrecorded: Vec<String> = committed_dates(layout, mode)?
+        .difference(&recorded)
+        .map(|d| d.to_string())
+        .collect();
+    if !unrecorded.is_empty() {
+        let shown = unrecorded
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Error::StateMismatch {
+            mode,
+            problem: format!(
+                "{} holds {} committed batch{} that {} does not record ({shown}{}): the state is missing, or older than the data",
+                layout.mode_dir(mode).display(),
+                unrecorded.len(),
+                if unrecorded.len() == 1 { "" } else { "es" },
+                layout.state_dir(mode).join(LEDGER_FILE).display(),
+                if unrecorded.len() > 5 { ", ..." } else { "" },
+            ),
+        });
+    }
+    for entry in ledger {
+        recorded_manifest(layout, mode, entry)?;
+    }
+    Ok(())
 }

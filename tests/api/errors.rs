@@ -201,6 +201,17 @@ async fn auth_when_enabled_guards_posts_and_writes_nothing_without_the_token() {
         .await
         .unwrap();
     assert_eq!(right.status(), 201);
+    // The scheme is case-insensitive.
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let response = app
+            .client
+            .post(app.url("/batches/2026-02-08?mode=sample"))
+            .header("authorization", format!("{scheme} s3cret"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
     // Reads stay open.
     assert_eq!(
         app.get("/batches/2026-02-08?mode=sample").await.status(),
@@ -318,5 +329,89 @@ async fn middleware_adds_request_ids_and_limits_bodies() {
         .unwrap();
     problem(too_big, 413).await;
     assert!(!app.batch_dir("sample", "2026-02-08").exists());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_damaged_state_makes_readyz_503_and_posts_name_the_file_and_the_way_out() {
+    let app = spawn_app().await;
+    assert_eq!(app.post("/batches/2026-02-08?mode=raw").await.status(), 201);
+    assert_eq!(app.post("/batches/2026-02-09?mode=raw").await.status(), 201);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    // Truncate the master by a few rows.
+    let master = app.dir.path().join("state/raw/patients_master.csv");
+    let text = std::fs::read_to_string(&master).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&master, lines[..lines.len() - 3].join("\n") + "\n").unwrap();
+    let before = app.tree();
+    let root = app.dir.path().display().to_string();
+
+    let ready = problem(app.get("/readyz").await, 503).await;
+    assert!(
+        ready.contains("raw:") && ready.contains("raw/patients_master.csv"),
+        "{ready}"
+    );
+    assert!(!ready.contains(&root), "absolute path in {ready}");
+
+    let response = app.post("/batches/2026-02-10?mode=raw").await;
+    let body: serde_json::Value = serde_json::from_str(&{
+        assert_eq!(response.status(), 503);
+        response.text().await.unwrap()
+    })
+    .unwrap();
+    assert_eq!(body["type"], "urn:datagen:problem:state-inconsistent");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("raw/patients_master.csv")
+            && detail.contains("datagen state rebuild --mode raw"),
+        "{detail}"
+    );
+    assert!(!detail.contains(&root), "absolute path in {detail}");
+    // Committed batches can still be read; the other mode is unaffected.
+    assert_eq!(app.get("/batches/2026-02-08?mode=raw").await.status(), 200);
+    assert_eq!(
+        app.post("/batches/2026-02-10?mode=sample").await.status(),
+        201
+    );
+    let mut after = app.tree();
+    after.retain(|p, _| !p.to_string_lossy().contains("sample"));
+    let mut expected = before.clone();
+    expected.retain(|p, _| !p.to_string_lossy().contains("sample"));
+    assert_eq!(after, expected, "something of the raw mode was written");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_committed_date_asked_for_with_other_volumes_is_a_409() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.post("/batches/2026-02-08?mode=sample&encounters=40&new_patients=10")
+            .await
+            .status(),
+        201
+    );
+    let before = app.tree();
+    let detail = problem(
+        app.post("/batches/2026-02-08?mode=sample&encounters=41")
+            .await,
+        409,
+    )
+    .await;
+    assert!(
+        detail.contains("encounters=40") && detail.contains("encounters=41"),
+        "{detail}"
+    );
+    // The same volumes, or none, find it as it is.
+    assert_eq!(
+        app.post("/batches/2026-02-08?mode=sample&encounters=40&new_patients=10")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.post("/batches/2026-02-08?mode=sample").await.status(),
+        200
+    );
+    assert_eq!(app.tree(), before);
     app.stop().await;
 }

@@ -163,9 +163,27 @@ impl ServerProcess {
     /// Starts `datagen serve` with `args` after `serve` and `env` on top of a
     /// clean environment, and waits for its "listening" line.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+        ServerProcess::start_limited(args, env, None)
+    }
+
+    /// [`ServerProcess::start`] with at most `open_files` file descriptors
+    /// (`prlimit --nofile`), as `ulimit -n` would set.
+    pub fn start_limited(
+        args: &[&str],
+        env: &[(&str, &str)],
+        open_files: Option<u64>,
+    ) -> ServerProcess {
         use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_datagen"));
+        let mut command = match open_files {
+            Some(n) => {
+                let mut c = std::process::Command::new("prlimit");
+                c.arg(format!("--nofile={n}"))
+                    .arg(env!("CARGO_BIN_EXE_datagen"));
+                c
+            }
+            None => std::process::Command::new(env!("CARGO_BIN_EXE_datagen")),
+        };
         command
             .current_dir(dir.path())
             .args(["serve", "--bind", "127.0.0.1:0"])

@@ -327,3 +327,180 @@ fn every_log_line_of_a_requests_work_carries_its_request_id() {
         );
     }
 }
+
+/// A batch that fails after its stream started: the client has its 201, so
+/// the failure must be impossible to miss in the body itself.
+#[test]
+fn a_stream_whose_batch_fails_never_ends_like_a_whole_one() {
+    let server = ServerProcess::start(&[], &[("DATAGEN_CRASHPOINT", "fail:vitals")]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let (tar_status, tar_bytes, tar_cut) = runtime.block_on(async {
+        let mut response = client
+            .post(server.url("/batches/2026-02-08?mode=raw&encounters=2000"))
+            .header("accept", "application/x-tar")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let mut bytes = Vec::new();
+        let cut = loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+                Ok(None) => break false,
+                Err(_) => break true,
+            }
+        };
+        (status, bytes, cut)
+    });
+    assert_eq!(tar_status, 201, "the head was sent with the first file");
+    assert!(tar_cut, "the transfer ended cleanly");
+    assert!(tar_bytes.len() > 1024, "the first file arrived");
+
+    // The bytes that did arrive fail GNU tar, and the tar crate.
+    let archive = server.dir.path().join("partial.tar");
+    std::fs::write(&archive, &tar_bytes).unwrap();
+    let out_dir = server.dir.path().join("extracted");
+    std::fs::create_dir(&out_dir).unwrap();
+    let tar = std::process::Command::new("tar")
+        .arg("xf")
+        .arg(&archive)
+        .current_dir(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        !tar.status.success(),
+        "tar accepted a failed batch's archive"
+    );
+    let read: Result<Vec<_>, _> = tar::Archive::new(&tar_bytes[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.map(|e| e.path().unwrap().display().to_string()))
+        .collect();
+    assert!(
+        read.is_err(),
+        "the tar crate read a whole archive: {read:?}"
+    );
+    assert!(String::from_utf8_lossy(&tar_bytes).contains("the batch was not committed"));
+
+    // One file: the transfer is cut off rather than ended.
+    let (csv_status, csv_cut) = runtime.block_on(async {
+        let response = client
+            .post(server.url("/batches/2026-02-09?mode=raw&encounters=2000&dataset=patients"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.bytes().await.is_err())
+    });
+    assert_eq!(csv_status, 201);
+    assert!(csv_cut, "a failed batch's file ended cleanly");
+
+    // Nothing was committed or left half-written.
+    runtime.block_on(async {
+        for date in ["2026-02-08", "2026-02-09"] {
+            let response = client
+                .get(server.url(&format!("/batches/{date}?mode=raw")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 404, "{date}");
+        }
+    });
+    assert!(!server.dir.path().join("data/raw/2026-02-08").exists());
+    assert!(
+        !server
+            .dir
+            .path()
+            .join("data/.staging/raw/2026-02-08")
+            .exists()
+    );
+}
+
+/// Out of file descriptors, the accept loop backs off instead of spinning,
+/// and once the idle sockets time out the service answers again; with
+/// `server.max_connections` below the limit, it never runs out at all.
+#[test]
+fn idle_sockets_past_the_descriptor_limit_are_outlasted_not_spun_on() {
+    for (max_connections, expect_accept_errors) in [("1000", true), ("60", false)] {
+        let server = ServerProcess::start_limited(
+            &[],
+            &[
+                ("DATAGEN__SERVER__HEADER_READ_TIMEOUT_SECS", "2"),
+                ("DATAGEN__SERVER__MAX_CONNECTIONS", max_connections),
+            ],
+            Some(128),
+        );
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let address = server.address.clone();
+            let mut idle = Vec::new();
+            for _ in 0..200 {
+                idle.push(TcpStream::connect(&address).await.unwrap());
+            }
+            // The probe waits behind the idle sockets, then is answered.
+            let healthz = reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap()
+                .get(server.url("/healthz"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(healthz.status(), 200);
+            // Every idle socket was closed by the server.
+            for stream in &mut idle {
+                assert!(closed_within(stream, Duration::from_secs(30)).await);
+            }
+        });
+        let log = server.log();
+        let accept_errors = log
+            .iter()
+            .filter(|l| l.contains("cannot accept connections"))
+            .count();
+        if expect_accept_errors {
+            assert!(accept_errors >= 1, "the descriptor limit was never reached");
+            assert!(
+                accept_errors <= 10,
+                "{accept_errors} accept errors logged: spinning"
+            );
+        } else {
+            assert_eq!(accept_errors, 0, "max_connections let descriptors run out");
+        }
+    }
+}
+
+/// `server.concurrency_limit` counts requests across all routes, and the
+/// probes stay outside it.
+#[tokio::test]
+async fn the_concurrency_limit_is_global_and_spares_the_probes() {
+    let app = spawn_app_with(&[
+        ("DATAGEN__SERVER__CONCURRENCY_LIMIT", "1"),
+        ("DATAGEN__SERVER__MAX_ENCOUNTERS", "50000"),
+    ])
+    .await;
+    let client = app.client.clone();
+    let post = tokio::spawn(
+        client
+            .post(app.url("/batches/2026-02-08?mode=raw&encounters=40000&new_patients=15000"))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another route waits for the one slot...
+    let list = tokio::spawn(client.get(app.url("/batches?mode=sample")).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !post.is_finished(),
+        "the POST was too quick to test anything"
+    );
+    assert!(
+        !list.is_finished(),
+        "a second request was served beside the first"
+    );
+    // ...while the probes answer.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.get("/metrics").await.status(), 200);
+    assert_eq!(post.await.unwrap().unwrap().status(), 201);
+    assert_eq!(list.await.unwrap().unwrap().status(), 200);
+    app.stop().await;
+}

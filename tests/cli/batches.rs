@@ -317,10 +317,42 @@ fn two_fresh_runs_of_the_same_dates_are_byte_identical() {
 #[test]
 fn generating_a_committed_date_again_changes_nothing_and_says_so() {
     let sb = Sandbox::new();
-    sb.generate("sample", DATES[0], &[]);
+    sb.generate(
+        "sample",
+        DATES[0],
+        &["--encounters", "30", "--new-patients", "12"],
+    );
     let before = sb.tree();
-    let out = sb.generate("sample", DATES[0], &["--encounters", "999"]);
+    let out = sb.generate("sample", DATES[0], &[]);
     assert!(out.contains("already committed"), "{out}");
+    let out = sb.generate("sample", DATES[0], &["--encounters", "30"]);
+    assert!(out.contains("already committed"), "{out}");
+    // Other volumes than the committed ones: refused with both numbers.
+    let err = sb.fails(&[
+        "generate",
+        "--mode",
+        "sample",
+        "--date",
+        DATES[0],
+        "--encounters",
+        "999",
+    ]);
+    assert!(
+        err.contains("encounters=30")
+            && err.contains("encounters=999")
+            && err.contains("never regenerated"),
+        "{err}"
+    );
+    let out = sb.run(&[
+        "generate",
+        "--mode",
+        "sample",
+        "--date",
+        DATES[0],
+        "--new-patients",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(sb.tree(), before);
 }
 

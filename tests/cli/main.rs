@@ -13,4 +13,5 @@ mod golden;
 mod helpers;
 mod realism;
 mod recovery;
+mod state;
 mod validate;
