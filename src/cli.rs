@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{CliOverrides, Config, ConfigSources};
 use crate::error::Error;
-use crate::model::{BatchDate, Mode};
+use crate::model::{BatchDate, Mode, ParseError};
 use crate::pipeline::{Engine, Outcome, Overrides};
 use crate::validate::validate_batch;
 
@@ -133,7 +133,7 @@ impl From<ModeArg> for Mode {
 
 fn parse_date(s: &str) -> Result<BatchDate, String> {
     s.parse::<BatchDate>().map_err(|e| match e {
-        Error::InvalidDate { reason, .. } => reason,
+        ParseError::InvalidDate { reason, .. } => reason,
         other => other.to_string(),
     })
 }

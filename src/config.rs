@@ -568,8 +568,8 @@ impl Config {
         for (i, s) in self.scenarios.iter().enumerate() {
             let key = format!("scenarios[{i}].labs");
             for (j, order) in s.labs.orders.iter().enumerate() {
-                if crate::generate::labs::panel(&order.panel).is_none() {
-                    let known: Vec<&str> = crate::generate::labs::PANELS
+                if crate::catalog::panel(&order.panel).is_none() {
+                    let known: Vec<&str> = crate::catalog::PANELS
                         .iter()
                         .map(|p| p.key)
                         .collect();
@@ -587,7 +587,7 @@ impl Config {
             ] {
                 for (test, value) in map {
                     let derived = matches!(test.as_str(), "bun" | "chloride");
-                    if (crate::generate::labs::test(test).is_none() || derived)
+                    if (crate::catalog::test(test).is_none() || derived)
                         && test != "bun_ratio"
                     {
                         return Err(format!(

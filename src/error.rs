@@ -5,15 +5,13 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::model::{BatchDate, Mode};
+use crate::model::{BatchDate, Mode, ParseError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid date {input:?}: {reason}")]
-    InvalidDate { input: String, reason: String },
-
-    #[error("unknown mode {0:?}: expected raw or sample")]
-    UnknownMode(String),
+    /// A date or mode that does not parse.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
 
     #[error("cannot read config file {}: {reason}", path.display())]
     ConfigFile { path: PathBuf, reason: String },

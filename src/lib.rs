@@ -10,6 +10,7 @@
 //! - [`schema`] and [`validate`]: the file contracts and their enforcement;
 //! - [`http`]: the HTTP service over the same engine.
 
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod crashpoint;

@@ -12,7 +12,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{RefOr, Schema};
 
-use crate::error::Error;
+/// Input that is not a mode or a supported date. Parsing happens at the
+/// edge, so these carry the input as given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("invalid date {input:?}: {reason}")]
+    InvalidDate { input: String, reason: String },
+    #[error("unknown mode {0:?}: expected raw or sample")]
+    UnknownMode(String),
+}
 
 /// A batch's volume mode; each mode has its own data folder and its own state.
 #[derive(
@@ -52,12 +60,12 @@ impl fmt::Display for Mode {
 }
 
 impl FromStr for Mode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         match s {
             "raw" => Ok(Mode::Raw),
             "sample" => Ok(Mode::Sample),
-            other => Err(Error::UnknownMode(other.to_string())),
+            other => Err(ParseError::UnknownMode(other.to_string())),
         }
     }
 }
@@ -134,9 +142,9 @@ impl fmt::Display for BatchDate {
 }
 
 impl FromStr for BatchDate {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        let invalid = |reason: &str| Error::InvalidDate {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let invalid = |reason: &str| ParseError::InvalidDate {
             input: s.to_string(),
             reason: reason.to_string(),
         };

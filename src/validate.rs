@@ -13,7 +13,8 @@ use std::path::Path;
 
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::output::{file_digest, parse_timestamp};
-use crate::schema::{Dataset, abnormal_flag, contract};
+use crate::catalog::abnormal_flag;
+use crate::schema::{Dataset, contract};
 
 /// Problems reported before giving up on a batch.
 const MAX_PROBLEMS: usize = 20;

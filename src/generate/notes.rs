@@ -224,7 +224,7 @@ fn labs_known_at<'a>(chart: &'a Chart<'_>, at: i64) -> Vec<&'a LabResult> {
         }
     }
     latest.sort_by_key(|r| {
-        super::labs::CATALOG
+        crate::catalog::CATALOG
             .iter()
             .position(|t| t.key == r.test.key)
     });

@@ -92,7 +92,8 @@ pub struct Accepted {
 }
 
 fn parse_date(s: &str) -> Result<BatchDate, ApiError> {
-    s.parse::<BatchDate>().map_err(ApiError::from)
+    s.parse::<BatchDate>()
+        .map_err(|e| ApiError::from(crate::error::Error::from(e)))
 }
 
 fn location(date: BatchDate, mode: Mode) -> HeaderValue {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::Error;
+use crate::model::ParseError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -148,13 +149,13 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         match &e {
-            Error::InvalidDate { .. } => ApiError::new(
+            Error::Parse(ParseError::InvalidDate { .. }) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid-date",
                 "Invalid date",
                 e.to_string(),
             ),
-            Error::UnknownMode(_) => ApiError::new(
+            Error::Parse(ParseError::UnknownMode(_)) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unknown-mode",
                 "Unknown mode",
