@@ -238,7 +238,6 @@ pub fn panel(key: &str) -> Option<&'static Panel> {
     PANELS.iter().find(|p| p.key == key)
 }
 
-
 /// The contract's flag rule: `LL`/`HH` beyond a critical limit, else `L`/`H`
 /// outside the reference range, else `N`. The generator flags with it, and
 /// `validate` checks flags with it, on the limits the schema publishes.

@@ -360,7 +360,7 @@ fn describe(outcome: &Outcome) -> String {
         .manifest
         .files
         .iter()
-        .map(|f| format!("{} {}", f.rows, f.name.split('.').next().unwrap_or(&f.name)))
+        .map(|f| format!("{} {}", f.rows, f.dataset_name()))
         .collect();
     if outcome.created {
         format!(

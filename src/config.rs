@@ -569,10 +569,7 @@ impl Config {
             let key = format!("scenarios[{i}].labs");
             for (j, order) in s.labs.orders.iter().enumerate() {
                 if crate::catalog::panel(&order.panel).is_none() {
-                    let known: Vec<&str> = crate::catalog::PANELS
-                        .iter()
-                        .map(|p| p.key)
-                        .collect();
+                    let known: Vec<&str> = crate::catalog::PANELS.iter().map(|p| p.key).collect();
                     return Err(format!(
                         "{key}.orders[{j}].panel: unknown panel {:?}, expected one of {}",
                         order.panel,
@@ -587,9 +584,7 @@ impl Config {
             ] {
                 for (test, value) in map {
                     let derived = matches!(test.as_str(), "bun" | "chloride");
-                    if (crate::catalog::test(test).is_none() || derived)
-                        && test != "bun_ratio"
-                    {
+                    if (crate::catalog::test(test).is_none() || derived) && test != "bun_ratio" {
                         return Err(format!(
                             "{key}.{field}.{test}: not a lab test key (chloride and bun follow from the others; use bun_ratio)"
                         ));

@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod crashpoint;
+pub mod dataset;
 pub mod error;
 pub mod generate;
 pub mod http;

@@ -57,11 +57,17 @@ pub struct FileEntry {
 }
 
 impl FileEntry {
-    pub fn new(written: Written, dataset: crate::schema::Dataset) -> FileEntry {
+    /// The dataset's name (`vitals` for `vitals.csv`), or the file name for
+    /// a file the registry does not know.
+    pub fn dataset_name(&self) -> &str {
+        crate::dataset::Dataset::of_file(&self.name).map_or(self.name.as_str(), |d| d.name())
+    }
+
+    pub fn new(written: Written, dataset: crate::dataset::Dataset) -> FileEntry {
         FileEntry {
             name: written.name,
             schema: dataset.schema_file().to_string(),
-            schema_version: dataset.version().to_string(),
+            schema_version: crate::schema::version(dataset).to_string(),
             rows: written.rows,
             bytes: written.bytes,
             sha256: written.sha256,

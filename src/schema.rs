@@ -1,5 +1,5 @@
-//! The file contracts: the JSON Schemas in `schemas/` (compiled in), the
-//! datasets they describe, and checking CSV rows against them.
+//! The file contracts: the JSON Schemas in `schemas/` (compiled in, one per
+//! dataset of the [`crate::dataset`] registry), and checking rows against them.
 //!
 //! The order of a schema's `properties` is its file's column order; the
 //! writers' headers are checked against it by the test suite.
@@ -8,159 +8,17 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-/// A file of a batch, in generation order.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Dataset {
-    Patients,
-    Encounters,
-    Vitals,
-    Labs,
-    Notes,
+use crate::dataset::Dataset;
+
+/// The columns (for JSON Lines: the keys) of a dataset's file, in order:
+/// its schema's `properties`.
+pub fn header(dataset: Dataset) -> &'static [&'static str] {
+    &contract(dataset).header
 }
 
-impl Dataset {
-    pub const ALL: [Dataset; 5] = [
-        Dataset::Patients,
-        Dataset::Encounters,
-        Dataset::Vitals,
-        Dataset::Labs,
-        Dataset::Notes,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Dataset::Patients => "patients",
-            Dataset::Encounters => "encounters",
-            Dataset::Vitals => "vitals",
-            Dataset::Labs => "labs",
-            Dataset::Notes => "notes",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Dataset> {
-        Dataset::ALL.into_iter().find(|d| d.name() == name)
-    }
-
-    /// The media type the file is served as.
-    pub fn media_type(self) -> &'static str {
-        match self {
-            Dataset::Notes => "application/x-ndjson",
-            _ => "text/csv; charset=utf-8",
-        }
-    }
-
-    /// The media type without parameters, as content negotiation compares it.
-    pub fn media_essence(self) -> &'static str {
-        let media = self.media_type();
-        media.split_once(';').map_or(media, |(essence, _)| essence)
-    }
-
-    /// CSV with a header row, or JSON Lines.
-    pub fn is_csv(self) -> bool {
-        self != Dataset::Notes
-    }
-
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Dataset::Patients => "patients.csv",
-            Dataset::Encounters => "encounters.csv",
-            Dataset::Vitals => "vitals.csv",
-            Dataset::Labs => "labs.csv",
-            Dataset::Notes => "notes.jsonl",
-        }
-    }
-
-    pub fn schema_file(self) -> &'static str {
-        match self {
-            Dataset::Patients => "patients.schema.json",
-            Dataset::Encounters => "encounters.schema.json",
-            Dataset::Vitals => "vitals.schema.json",
-            Dataset::Labs => "labs.schema.json",
-            Dataset::Notes => "notes.schema.json",
-        }
-    }
-
-    /// The schema's text, as shipped in `schemas/`.
-    pub fn schema_text(self) -> &'static str {
-        match self {
-            Dataset::Patients => include_str!("../schemas/patients.schema.json"),
-            Dataset::Encounters => include_str!("../schemas/encounters.schema.json"),
-            Dataset::Vitals => include_str!("../schemas/vitals.schema.json"),
-            Dataset::Labs => include_str!("../schemas/labs.schema.json"),
-            Dataset::Notes => include_str!("../schemas/notes.schema.json"),
-        }
-    }
-
-    /// The columns (for JSON Lines: the keys) the writer emits, in order.
-    pub fn header(self) -> &'static [&'static str] {
-        match self {
-            Dataset::Patients => &[
-                "patient_id",
-                "mrn",
-                "first_name",
-                "last_name",
-                "sex",
-                "birth_date",
-                "postal_code",
-                "registered_date",
-                "snapshot_date",
-            ],
-            Dataset::Encounters => &[
-                "encounter_id",
-                "patient_id",
-                "encounter_type",
-                "scenario",
-                "department",
-                "chief_complaint",
-                "admit_time",
-                "discharge_time",
-                "disposition",
-            ],
-            Dataset::Vitals => &[
-                "vital_id",
-                "encounter_id",
-                "patient_id",
-                "measured_at",
-                "heart_rate",
-                "systolic_bp",
-                "diastolic_bp",
-                "respiratory_rate",
-                "temperature_c",
-                "spo2",
-            ],
-            Dataset::Labs => &[
-                "lab_id",
-                "encounter_id",
-                "patient_id",
-                "loinc_code",
-                "test_name",
-                "value",
-                "unit",
-                "reference_low",
-                "reference_high",
-                "abnormal_flag",
-                "collected_at",
-                "resulted_at",
-            ],
-            Dataset::Notes => &[
-                "note_id",
-                "encounter_id",
-                "patient_id",
-                "note_type",
-                "authored_at",
-                "author_role",
-                "text",
-            ],
-        }
-    }
-
-    /// The schema's `x-schema-version`.
-    pub fn version(self) -> &'static str {
-        contract(self).version.as_str()
-    }
+/// The schema's `x-schema-version`.
+pub fn version(dataset: Dataset) -> &'static str {
+    &contract(dataset).version
 }
 
 /// A compiled schema with what the CSV reader needs to know of its columns.
@@ -168,6 +26,8 @@ pub struct Contract {
     pub schema: Value,
     pub version: String,
     pub columns: Vec<Column>,
+    /// The column names, in order.
+    pub header: Vec<&'static str>,
     /// The published test catalog (`x-lab-catalog`; labs only, else empty).
     pub lab_catalog: Vec<CatalogTest>,
     validator: jsonschema::Validator,
@@ -213,7 +73,6 @@ impl SexRanges {
     }
 }
 
-
 pub struct Column {
     pub name: String,
     pub nullable: bool,
@@ -236,17 +95,17 @@ pub fn contract(dataset: Dataset) -> &'static Contract {
             .into_iter()
             .map(|d| match Contract::compile(d) {
                 Ok(c) => c,
-                Err(e) => panic!("embedded schema {} is invalid: {e}", d.schema_file()),
+                Err(e) => panic!("embedded schema {} is invalid: {e}", d.spec().schema_file),
             })
             .collect()
     });
-    &all[Dataset::ALL.iter().position(|d| *d == dataset).unwrap_or(0)]
+    &all[dataset as usize]
 }
 
 impl Contract {
     fn compile(dataset: Dataset) -> Result<Contract, String> {
         let schema: Value =
-            serde_json::from_str(dataset.schema_text()).map_err(|e| e.to_string())?;
+            serde_json::from_str(dataset.spec().schema_text).map_err(|e| e.to_string())?;
         let version = schema
             .get("x-schema-version")
             .and_then(Value::as_str)
@@ -256,7 +115,7 @@ impl Contract {
             .get("properties")
             .and_then(Value::as_object)
             .ok_or("missing properties")?;
-        let columns = properties
+        let columns: Vec<Column> = properties
             .iter()
             .map(|(name, spec)| {
                 let types: Vec<&str> = match spec.get("type") {
@@ -288,10 +147,17 @@ impl Contract {
                 .map_err(|e| format!("x-lab-catalog: {e}"))?,
             None => Vec::new(),
         };
+        // Compiled once per process (see `contract`), so leaking the few
+        // names gives every caller a plain `&'static [&str]`.
+        let header = columns
+            .iter()
+            .map(|c: &Column| &*c.name.clone().leak())
+            .collect();
         Ok(Contract {
             schema,
             version,
             columns,
+            header,
             lab_catalog,
             validator,
         })
@@ -375,7 +241,7 @@ mod tests {
         for d in Dataset::ALL {
             let c = contract(d);
             let names: Vec<&str> = c.columns.iter().map(|c| c.name.as_str()).collect();
-            assert_eq!(names, d.header(), "{}", d.name());
+            assert_eq!(names, crate::schema::header(d), "{}", d.name());
             let expected = if d == Dataset::Labs { "1.1.0" } else { "1.0.0" };
             assert_eq!(c.version, expected, "{}", d.name());
         }

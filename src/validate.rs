@@ -11,10 +11,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::path::Path;
 
+use crate::catalog::abnormal_flag;
+use crate::dataset::{Dataset, FileFormat};
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::output::{file_digest, parse_timestamp};
-use crate::catalog::abnormal_flag;
-use crate::schema::{Dataset, contract};
+use crate::schema::contract;
 
 /// Problems reported before giving up on a batch.
 const MAX_PROBLEMS: usize = 20;
@@ -178,7 +179,8 @@ pub fn validate_batch(dir: &Path) -> Result<Summary, Vec<Problem>> {
         if let Some(d) = Dataset::ALL
             .into_iter()
             .find(|d| d.file_name() == entry.name)
-            && (entry.schema != d.schema_file() || entry.schema_version != d.version())
+            && (entry.schema != d.schema_file()
+                || entry.schema_version != crate::schema::version(d))
         {
             {
                 c.report(
@@ -190,7 +192,7 @@ pub fn validate_batch(dir: &Path) -> Result<Summary, Vec<Problem>> {
                         entry.schema,
                         entry.schema_version,
                         d.schema_file(),
-                        d.version()
+                        crate::schema::version(d)
                     ),
                 );
             }
@@ -206,7 +208,7 @@ pub fn validate_batch(dir: &Path) -> Result<Summary, Vec<Problem>> {
         let Some(entry) = manifest.file(d.file_name()) else {
             continue;
         };
-        let rows = if d.is_csv() {
+        let rows = if d.format() == FileFormat::Csv {
             check_rows(
                 &mut c,
                 dir,
@@ -336,11 +338,11 @@ fn check_json_lines(
                     .as_object()
                     .map(|o| o.keys().map(String::as_str).collect())
                     .unwrap_or_default();
-                if keys != d.header() {
+                if keys != crate::schema::header(d) {
                     return Err(format!(
                         "keys are [{}], the schema orders them [{}]",
                         keys.join(","),
-                        d.header().join(",")
+                        crate::schema::header(d).join(",")
                     ));
                 }
                 let text = |key: &str| value[key].as_str().unwrap_or_default().to_string();

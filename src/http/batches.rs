@@ -18,10 +18,10 @@ use super::conditional::{self, Answer, Validators};
 use super::error::{ApiError, Problem, RETRY_AFTER_SECS};
 use super::extract::{Path, Query, negotiate};
 use super::stream::{self, Event, Format, Start};
+use crate::dataset::Dataset;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::model::{BatchDate, Mode};
 use crate::pipeline::{Outcome, Overrides};
-use crate::schema::Dataset;
 
 pub const TAG: &str = "batches";
 
@@ -430,12 +430,7 @@ pub async fn list(
                         rows: manifest
                             .files
                             .iter()
-                            .map(|f| {
-                                (
-                                    f.name.split('.').next().unwrap_or(&f.name).to_string(),
-                                    f.rows,
-                                )
-                            })
+                            .map(|f| (f.dataset_name().to_string(), f.rows))
                             .collect(),
                         created_at,
                     }))

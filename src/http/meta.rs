@@ -13,9 +13,9 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::Path;
+use crate::dataset::Dataset;
 use crate::error::Error;
 use crate::model::Mode;
-use crate::schema::Dataset;
 use crate::state::StateLock;
 
 pub const TAG: &str = "service";
@@ -161,7 +161,7 @@ pub async fn schema(Path(dataset): Path<String>) -> Result<Response, ApiError> {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/schema+json"),
         )],
-        dataset.schema_text(),
+        dataset.spec().schema_text,
     )
         .into_response())
 }

@@ -86,12 +86,7 @@ impl Metrics {
             })
             .observe(seconds);
         for file in &manifest.files {
-            let dataset = file
-                .name
-                .split('.')
-                .next()
-                .unwrap_or(&file.name)
-                .to_string();
+            let dataset = file.dataset_name().to_string();
             self.rows
                 .get_or_create(&DatasetLabels { dataset })
                 .inc_by(file.rows);

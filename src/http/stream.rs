@@ -17,10 +17,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc as tokio_mpsc;
 
 use super::error::ApiError;
+use crate::dataset::Dataset;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::model::BatchDate;
 use crate::pipeline::Outcome;
-use crate::schema::Dataset;
 
 const CHUNK: usize = 64 * 1024;
 

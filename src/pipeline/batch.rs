@@ -12,6 +12,7 @@ use rand::{Rng, RngExt};
 use super::Overrides;
 use crate::config::{Config, Volume};
 use crate::crashpoint;
+use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::generate::course::Course;
 use crate::generate::encounters::{self, Encounter, Pools};
@@ -23,7 +24,6 @@ use crate::generate::{DaySeed, Stream, normal};
 use crate::manifest::{FileEntry, Generator, IdRanges, MANIFEST_FILE, Manifest};
 use crate::model::{self, BatchDate, Mode};
 use crate::output::{CsvFile, JsonLinesFile, Timestamps, Written, write_atomic};
-use crate::schema::Dataset;
 use crate::state::State;
 
 /// How many patients register and how many encounters are admitted today.
@@ -232,7 +232,7 @@ fn write_patients(
     snapshot: &BTreeSet<usize>,
 ) -> Result<Written> {
     let d = Dataset::Patients;
-    let mut out = CsvFile::create(dir, d.file_name(), d.header())?;
+    let mut out = CsvFile::create(dir, d.file_name(), crate::schema::header(d))?;
     let snapshot_date = date.to_string();
     for &i in snapshot {
         let record = master[i].record();
@@ -254,7 +254,7 @@ fn write_encounters(
     ts: &mut Timestamps,
 ) -> Result<Written> {
     let d = Dataset::Encounters;
-    let mut out = CsvFile::create(dir, d.file_name(), d.header())?;
+    let mut out = CsvFile::create(dir, d.file_name(), crate::schema::header(d))?;
     for e in plan {
         let s = &config.scenarios[e.scenario];
         out.field(model::encounter_id(e.number).as_bytes())?;
@@ -282,9 +282,16 @@ fn write_clinical(
     plan: &[Encounter],
     ts: &mut Timestamps,
 ) -> Result<[Written; 3]> {
-    let mut vitals_out =
-        CsvFile::create(dir, Dataset::Vitals.file_name(), Dataset::Vitals.header())?;
-    let mut labs_out = CsvFile::create(dir, Dataset::Labs.file_name(), Dataset::Labs.header())?;
+    let mut vitals_out = CsvFile::create(
+        dir,
+        Dataset::Vitals.file_name(),
+        crate::schema::header(Dataset::Vitals),
+    )?;
+    let mut labs_out = CsvFile::create(
+        dir,
+        Dataset::Labs.file_name(),
+        crate::schema::header(Dataset::Labs),
+    )?;
     let mut notes_out = JsonLinesFile::create(dir, Dataset::Notes.file_name())?;
     let mut spent = [Duration::ZERO; 3];
     let mut id = Vec::with_capacity(24);

@@ -6,15 +6,15 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
+use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::generate::patients::Patient;
 use crate::model::{self, BatchDate, Sex};
 use crate::output::write_atomic;
-use crate::schema::Dataset;
 
 /// The master's columns: the daily snapshot's, without `snapshot_date`.
 fn master_header() -> &'static [&'static str] {
-    let header = Dataset::Patients.header();
+    let header = crate::schema::header(Dataset::Patients);
     &header[..header.len() - 1]
 }
 
@@ -147,7 +147,7 @@ pub fn read_master(path: &Path) -> Result<Vec<Patient>> {
 /// Reads a batch's `patients.csv` (the master's columns plus
 /// `snapshot_date`), strictly, for rebuilding the master from it.
 pub fn read_snapshot(path: &Path) -> Result<Vec<Patient>> {
-    records(path, Dataset::Patients.header())?
+    records(path, crate::schema::header(Dataset::Patients))?
         .map(|item| item.and_then(|(line, r)| parse_patient(path, line, &r)))
         .collect()
 }

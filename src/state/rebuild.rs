@@ -18,13 +18,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{LedgerEntry, State, StateStore, committed_dates, files};
+use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::generate::patients::Patient;
 use crate::layout::Layout;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::model::{self, BatchDate, Mode};
 use crate::output::file_digest;
-use crate::schema::Dataset;
 
 /// What a rebuild found and wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]

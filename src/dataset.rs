@@ -1,0 +1,179 @@
+//! The dataset registry: every file of a batch, declared once, in generation
+//! order. The pipeline, the manifest, `validate`, the HTTP routes, the
+//! OpenAPI document, the metrics and the tests all read it; a file's columns
+//! (its header, or its JSON keys) are its schema's `properties`, in order
+//! ([`crate::schema::header`]).
+//!
+//! Adding a dataset: a variant here and its [`REGISTRY`] entry, its schema in
+//! `schemas/`, its row type in [`crate::rows`], and its generator.
+
+/// A file of a batch, in generation order.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+    strum::EnumIter,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataset {
+    Patients,
+    Encounters,
+    Vitals,
+    Labs,
+    Notes,
+}
+
+/// How a dataset's file is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    /// UTF-8, a header row, `\n` line ends, RFC 4180 quoting.
+    Csv,
+    /// One JSON object per line, keys in schema order.
+    JsonLines,
+}
+
+impl FileFormat {
+    /// The media type a file of this format is served as.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "text/csv; charset=utf-8",
+            FileFormat::JsonLines => "application/x-ndjson",
+        }
+    }
+}
+
+/// What the registry says of one dataset.
+pub struct Spec {
+    pub dataset: Dataset,
+    pub name: &'static str,
+    pub file_name: &'static str,
+    pub schema_file: &'static str,
+    /// The schema as shipped in `schemas/`, compiled in.
+    pub schema_text: &'static str,
+    pub format: FileFormat,
+}
+
+/// Every dataset, in generation order (the order of [`Dataset`]'s variants).
+pub const REGISTRY: [Spec; 5] = [
+    Spec {
+        dataset: Dataset::Patients,
+        name: "patients",
+        file_name: "patients.csv",
+        schema_file: "patients.schema.json",
+        schema_text: include_str!("../schemas/patients.schema.json"),
+        format: FileFormat::Csv,
+    },
+    Spec {
+        dataset: Dataset::Encounters,
+        name: "encounters",
+        file_name: "encounters.csv",
+        schema_file: "encounters.schema.json",
+        schema_text: include_str!("../schemas/encounters.schema.json"),
+        format: FileFormat::Csv,
+    },
+    Spec {
+        dataset: Dataset::Vitals,
+        name: "vitals",
+        file_name: "vitals.csv",
+        schema_file: "vitals.schema.json",
+        schema_text: include_str!("../schemas/vitals.schema.json"),
+        format: FileFormat::Csv,
+    },
+    Spec {
+        dataset: Dataset::Labs,
+        name: "labs",
+        file_name: "labs.csv",
+        schema_file: "labs.schema.json",
+        schema_text: include_str!("../schemas/labs.schema.json"),
+        format: FileFormat::Csv,
+    },
+    Spec {
+        dataset: Dataset::Notes,
+        name: "notes",
+        file_name: "notes.jsonl",
+        schema_file: "notes.schema.json",
+        schema_text: include_str!("../schemas/notes.schema.json"),
+        format: FileFormat::JsonLines,
+    },
+];
+
+impl Dataset {
+    /// Every dataset, in generation order.
+    pub const ALL: [Dataset; 5] = [
+        REGISTRY[0].dataset,
+        REGISTRY[1].dataset,
+        REGISTRY[2].dataset,
+        REGISTRY[3].dataset,
+        REGISTRY[4].dataset,
+    ];
+
+    pub fn spec(self) -> &'static Spec {
+        &REGISTRY[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    pub fn parse(name: &str) -> Option<Dataset> {
+        REGISTRY.iter().find(|s| s.name == name).map(|s| s.dataset)
+    }
+
+    pub fn file_name(self) -> &'static str {
+        self.spec().file_name
+    }
+
+    pub fn format(self) -> FileFormat {
+        self.spec().format
+    }
+
+    /// The media type the file is served as.
+    pub fn media_type(self) -> &'static str {
+        self.format().media_type()
+    }
+
+    /// The media type without parameters, as content negotiation compares it.
+    pub fn media_essence(self) -> &'static str {
+        let media = self.media_type();
+        media.split_once(';').map_or(media, |(essence, _)| essence)
+    }
+
+    /// The dataset a file of a batch belongs to.
+    pub fn of_file(file_name: &str) -> Option<Dataset> {
+        REGISTRY
+            .iter()
+            .find(|s| s.file_name == file_name)
+            .map(|s| s.dataset)
+    }
+
+    pub fn schema_file(self) -> &'static str {
+        self.spec().schema_file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::IntoEnumIterator;
+
+    use super::*;
+
+    #[test]
+    fn the_registry_lists_every_dataset_once_in_variant_order() {
+        let variants: Vec<Dataset> = Dataset::iter().collect();
+        assert_eq!(variants, Dataset::ALL);
+        for (i, spec) in REGISTRY.iter().enumerate() {
+            assert_eq!(spec.dataset as usize, i);
+            assert_eq!(Dataset::parse(spec.name), Some(spec.dataset));
+            assert_eq!(Dataset::of_file(spec.file_name), Some(spec.dataset));
+            assert_eq!(spec.schema_file, format!("{}.schema.json", spec.name));
+        }
+    }
+}
