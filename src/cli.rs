@@ -43,6 +43,9 @@ pub struct GlobalArgs {
     /// Seconds to wait for another process holding the mode's state lock [default: from config]
     #[arg(long, global = true, value_name = "SECS")]
     pub lock_timeout: Option<u64>,
+    /// Threads that generate a batch [default: from config; 0 = one per core]
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
     /// Log format on stderr (filter with RUST_LOG, default info)
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -200,6 +203,7 @@ pub fn load_config(global: &GlobalArgs) -> Result<Config, Error> {
         seed: global.seed,
         lock_timeout_secs: global.lock_timeout,
         bind: None,
+        threads: global.threads,
     })?;
     Ok(config)
 }

@@ -27,6 +27,7 @@ pub struct Config {
     pub seed: u64,
     pub paths: PathsConfig,
     pub state: StateConfig,
+    pub generation: GenerationConfig,
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub volumes: Volumes,
@@ -46,6 +47,25 @@ pub struct PathsConfig {
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     pub lock_timeout_secs: u64,
+}
+
+/// How a batch is generated (not what: the output is the same for any
+/// setting here, so none of it is in the config fingerprint).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationConfig {
+    /// Threads that render encounters; 0 means one per available core.
+    pub threads: usize,
+}
+
+impl GenerationConfig {
+    /// The thread count to use: `threads`, or the machine's cores for 0.
+    pub fn effective_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -257,6 +277,7 @@ pub struct CliOverrides {
     pub seed: Option<u64>,
     pub lock_timeout_secs: Option<u64>,
     pub bind: Option<String>,
+    pub threads: Option<usize>,
 }
 
 /// Where the config comes from besides the embedded defaults.
@@ -333,6 +354,9 @@ impl Config {
         }
         if let Some(bind) = &cli.bind {
             self.server.bind = bind.clone();
+        }
+        if let Some(threads) = cli.threads {
+            self.generation.threads = threads;
         }
         self.validate().map_err(|reason| Error::Config {
             origin: "command-line flags".into(),

@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod model;
 pub mod output;
 pub mod pipeline;
+pub mod rows;
 pub mod schema;
 pub mod state;
 pub mod validate;

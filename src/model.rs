@@ -286,6 +286,52 @@ impl Disposition {
     }
 }
 
+/// The kinds of note written (notes.jsonl `note_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter)]
+pub enum NoteType {
+    ClinicNote,
+    Triage,
+    EdDisposition,
+    AdmissionNote,
+    Progress,
+    DischargeSummary,
+}
+
+impl NoteType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteType::ClinicNote => "clinic_note",
+            NoteType::Triage => "triage",
+            NoteType::EdDisposition => "ed_disposition",
+            NoteType::AdmissionNote => "admission_note",
+            NoteType::Progress => "progress",
+            NoteType::DischargeSummary => "discharge_summary",
+        }
+    }
+}
+
+/// Who writes a note (notes.jsonl `author_role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter)]
+pub enum AuthorRole {
+    Physician,
+    NursePractitioner,
+    TriageNurse,
+    EmergencyPhysician,
+    Hospitalist,
+}
+
+impl AuthorRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorRole::Physician => "physician",
+            AuthorRole::NursePractitioner => "nurse_practitioner",
+            AuthorRole::TriageNurse => "triage_nurse",
+            AuthorRole::EmergencyPhysician => "emergency_physician",
+            AuthorRole::Hospitalist => "hospitalist",
+        }
+    }
+}
+
 /// `P` + 8 digits, from the mode's patient counter.
 pub fn patient_id(number: u64) -> String {
     format!("P{number:08}")

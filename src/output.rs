@@ -1,16 +1,18 @@
-//! Writing files durably: CSV in the contract's dialect (UTF-8, header row,
-//! `\n` line ends, RFC 4180 quoting) with each file's size and sha256 taken
-//! while it streams out, RFC 3339 timestamps, and the fsyncs a crash-safe
-//! commit relies on.
+//! Writing files durably: rows encoded as CSV in the contract's dialect
+//! (UTF-8, header row, `\n` line ends, RFC 4180 quoting) or as JSON Lines,
+//! written in chunks with each file's size and sha256 taken while it streams
+//! out, RFC 3339 timestamps, and the fsyncs a crash-safe commit relies on.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDateTime};
+use chrono::{DateTime, NaiveDate};
 use sha2::{Digest, Sha256};
 
+use crate::dataset::{Dataset, FileFormat};
 use crate::error::{Error, Result};
+use crate::rows::{Encode, Fields, Row};
 
 /// What the manifest records of one written file.
 #[derive(Clone, Debug)]
@@ -65,144 +67,384 @@ impl Write for HashingFile {
     }
 }
 
-/// A CSV file being written: rows go straight through a 64 KiB buffer to disk.
-pub struct CsvFile {
+/// Rows of one file, encoded: the unit a worker hands to the file's writer.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    pub bytes: Vec<u8>,
+    pub rows: u64,
+}
+
+/// Encodes rows into a text format's bytes: CSV lines or JSON Lines objects.
+/// Each format is a [`Fields`] implementation ([`CsvLine`], [`JsonLine`]),
+/// the one interface every row writes itself through;
+/// numbers and timestamps are formatted by hand (itoa, a day-prefix cache)
+/// because this is the hot path of every batch, and nothing here allocates
+/// per row.
+pub struct Encoder {
+    format: FileFormat,
+    /// The columns; JSON Lines writes them as keys.
+    keys: &'static [&'static str],
+    chunk: Chunk,
+    ts: Timestamps,
+}
+
+impl Encoder {
+    pub fn new(dataset: Dataset) -> Encoder {
+        Encoder::with_columns(dataset.format(), crate::schema::header(dataset))
+    }
+
+    pub fn with_columns(format: FileFormat, keys: &'static [&'static str]) -> Encoder {
+        Encoder {
+            format,
+            keys,
+            chunk: Chunk::default(),
+            ts: Timestamps::default(),
+        }
+    }
+
+    /// The header line (CSV only; JSON Lines has none), not counted as a row.
+    pub fn header(&mut self) {
+        if self.format == FileFormat::Csv {
+            let mut line = CsvLine::new(&mut self.chunk.bytes, &mut self.ts);
+            for key in self.keys {
+                line.text(key);
+            }
+            self.chunk.bytes.push(b'\n');
+        }
+    }
+
+    /// Encodes one row as one line.
+    pub fn row<E: Encode>(&mut self, row: &E) {
+        let bytes = &mut self.chunk.bytes;
+        match self.format {
+            FileFormat::Csv => {
+                row.encode(&mut CsvLine::new(bytes, &mut self.ts));
+                bytes.push(b'\n');
+            }
+            FileFormat::JsonLines => {
+                bytes.push(b'{');
+                row.encode(&mut JsonLine {
+                    out: bytes,
+                    keys: self.keys,
+                    index: 0,
+                    ts: &mut self.ts,
+                });
+                bytes.extend_from_slice(b"}\n");
+            }
+        }
+        self.chunk.rows += 1;
+    }
+
+    /// Bytes encoded so far.
+    pub fn len(&self) -> usize {
+        self.chunk.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunk.bytes.is_empty()
+    }
+
+    /// Hands over what is encoded, and starts a new chunk.
+    pub fn take(&mut self) -> Chunk {
+        std::mem::take(&mut self.chunk)
+    }
+}
+
+/// The value writers both formats share: plain ASCII, no separators.
+mod plain {
+    use chrono::{Datelike, NaiveDate};
+
+    pub fn id(out: &mut Vec<u8>, prefix: &str, number: u64, width: usize) {
+        out.extend_from_slice(prefix.as_bytes());
+        padded(out, number, width);
+    }
+
+    pub fn child_id(out: &mut Vec<u8>, encounter: u64, kind: &str, seq: u32, width: usize) {
+        id(out, "E", encounter, 10);
+        out.extend_from_slice(kind.as_bytes());
+        padded(out, u64::from(seq), width);
+    }
+
+    /// `number` zero-padded to at least `width` digits.
+    pub fn padded(out: &mut Vec<u8>, number: u64, width: usize) {
+        let mut buf = itoa::Buffer::new();
+        let digits = buf.format(number).as_bytes();
+        out.resize(out.len() + width.saturating_sub(digits.len()), b'0');
+        out.extend_from_slice(digits);
+    }
+
+    pub fn uint(out: &mut Vec<u8>, value: u64) {
+        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    }
+
+    pub fn tenths(out: &mut Vec<u8>, tenths: u16) {
+        uint(out, u64::from(tenths / 10));
+        out.push(b'.');
+        out.push(b'0' + (tenths % 10) as u8);
+    }
+
+    /// `value` with exactly `decimals` digits after the point, as
+    /// `format!("{:.*}", decimals, value)` writes a value already rounded to
+    /// that many decimals.
+    pub fn fixed(out: &mut Vec<u8>, value: f64, decimals: usize) {
+        let scale = 10f64.powi(decimals as i32);
+        let scaled = (value * scale).round() as i64;
+        if scaled < 0 {
+            out.push(b'-');
+        }
+        let scaled = scaled.unsigned_abs();
+        let unit = 10u64.pow(decimals as u32);
+        uint(out, scaled / unit);
+        if decimals > 0 {
+            out.push(b'.');
+            padded(out, scaled % unit, decimals);
+        }
+    }
+
+    /// The shortest decimal that is exactly `value`, as `Display` writes it,
+    /// for the short constants of the catalog (up to six decimals).
+    pub fn shortest(out: &mut Vec<u8>, value: f64) {
+        let decimals = (0..=6)
+            .find(|&d| {
+                let scale = 10f64.powi(d);
+                (value * scale).round() / scale == value
+            })
+            .unwrap_or(6) as usize;
+        fixed(out, value, decimals);
+    }
+
+    pub fn date(out: &mut Vec<u8>, date: NaiveDate) {
+        padded(out, date.year().max(0) as u64, 4);
+        out.push(b'-');
+        padded(out, u64::from(date.month()), 2);
+        out.push(b'-');
+        padded(out, u64::from(date.day()), 2);
+    }
+}
+
+/// A CSV line in the contract's dialect: fields separated by commas, quoted
+/// only when they hold a comma, a quote or a line break (quotes doubled), as
+/// the `csv` crate's writer does.
+pub struct CsvLine<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+    ts: &'a mut Timestamps,
+}
+
+impl<'a> CsvLine<'a> {
+    fn new(out: &'a mut Vec<u8>, ts: &'a mut Timestamps) -> CsvLine<'a> {
+        CsvLine {
+            out,
+            first: true,
+            ts,
+        }
+    }
+
+    fn separate(&mut self) -> &mut Vec<u8> {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        self.out
+    }
+}
+
+impl Fields for CsvLine<'_> {
+    fn id(&mut self, prefix: &str, number: u64, width: usize) {
+        plain::id(self.separate(), prefix, number, width);
+    }
+    fn child_id(&mut self, encounter: u64, kind: &str, seq: u32, width: usize) {
+        plain::child_id(self.separate(), encounter, kind, seq, width);
+    }
+    fn text(&mut self, value: &str) {
+        let out = self.separate();
+        if value
+            .bytes()
+            .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+        {
+            out.push(b'"');
+            for b in value.bytes() {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(value.as_bytes());
+        }
+    }
+    fn code(&mut self, value: &str) {
+        self.separate().extend_from_slice(value.as_bytes());
+    }
+    fn uint(&mut self, value: Option<u64>) {
+        let out = self.separate();
+        if let Some(v) = value {
+            plain::uint(out, v);
+        }
+    }
+    fn tenths(&mut self, value: Option<u16>) {
+        let out = self.separate();
+        if let Some(v) = value {
+            plain::tenths(out, v);
+        }
+    }
+    fn fixed(&mut self, value: f64, decimals: usize) {
+        plain::fixed(self.separate(), value, decimals);
+    }
+    fn shortest(&mut self, value: f64) {
+        plain::shortest(self.separate(), value);
+    }
+    fn timestamp(&mut self, epoch_seconds: i64) {
+        self.separate();
+        self.out.extend_from_slice(self.ts.format(epoch_seconds));
+    }
+    fn date(&mut self, date: NaiveDate) {
+        plain::date(self.separate(), date);
+    }
+}
+
+/// A JSON object's members, keys from the schema in order. Text is escaped
+/// by `serde_json`; codes, IDs and timestamps are ASCII and written as is.
+pub struct JsonLine<'a> {
+    out: &'a mut Vec<u8>,
+    keys: &'static [&'static str],
+    index: usize,
+    ts: &'a mut Timestamps,
+}
+
+impl JsonLine<'_> {
+    /// Starts the next member: `"key":`.
+    fn key(&mut self) -> &mut Vec<u8> {
+        if self.index > 0 {
+            self.out.push(b',');
+        }
+        self.out.push(b'"');
+        self.out
+            .extend_from_slice(self.keys.get(self.index).copied().unwrap_or("").as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.index += 1;
+        self.out
+    }
+
+    fn quoted(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let out = self.key();
+        out.push(b'"');
+        write(out);
+        out.push(b'"');
+    }
+}
+
+impl Fields for JsonLine<'_> {
+    fn id(&mut self, prefix: &str, number: u64, width: usize) {
+        self.quoted(|out| plain::id(out, prefix, number, width));
+    }
+    fn child_id(&mut self, encounter: u64, kind: &str, seq: u32, width: usize) {
+        self.quoted(|out| plain::child_id(out, encounter, kind, seq, width));
+    }
+    fn text(&mut self, value: &str) {
+        let out = self.key();
+        // Writing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
+    fn code(&mut self, value: &str) {
+        self.quoted(|out| out.extend_from_slice(value.as_bytes()));
+    }
+    fn uint(&mut self, value: Option<u64>) {
+        let out = self.key();
+        match value {
+            Some(v) => plain::uint(out, v),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    fn tenths(&mut self, value: Option<u16>) {
+        let out = self.key();
+        match value {
+            Some(v) => plain::tenths(out, v),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    fn fixed(&mut self, value: f64, decimals: usize) {
+        plain::fixed(self.key(), value, decimals);
+    }
+    fn shortest(&mut self, value: f64) {
+        plain::shortest(self.key(), value);
+    }
+    fn timestamp(&mut self, epoch_seconds: i64) {
+        self.key();
+        self.out.push(b'"');
+        self.out.extend_from_slice(self.ts.format(epoch_seconds));
+        self.out.push(b'"');
+    }
+    fn date(&mut self, date: NaiveDate) {
+        self.quoted(|out| plain::date(out, date));
+    }
+}
+
+/// One file being written from encoded chunks, in order: its size, sha256
+/// and rows are taken as the bytes pass, and it is synced at the end. Every
+/// dataset's file, and the state's CSV files, are written through it.
+pub struct TextFile {
     path: PathBuf,
     name: String,
-    writer: csv::Writer<HashingFile>,
+    file: HashingFile,
     rows: u64,
 }
 
-impl CsvFile {
-    pub fn create(dir: &Path, name: &str, header: &[&str]) -> Result<CsvFile> {
+impl TextFile {
+    /// Creates `dir/name` (which must not exist).
+    pub fn create(dir: &Path, name: &str) -> Result<TextFile> {
         let path = dir.join(name);
-        let file = HashingFile::create(&path)?;
-        let writer = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .buffer_capacity(1 << 16)
-            .from_writer(file);
-        let mut out = CsvFile {
-            path,
-            name: name.to_string(),
-            writer,
-            rows: 0,
-        };
-        out.writer
-            .write_record(header)
-            .map_err(|e| csv_error(&out.path, e))?;
-        Ok(out)
-    }
-
-    /// Writes one complete row.
-    pub fn row<I, T>(&mut self, fields: I) -> Result<()>
-    where
-        I: IntoIterator<Item = T>,
-        T: AsRef<[u8]>,
-    {
-        self.writer
-            .write_record(fields)
-            .map_err(|e| csv_error(&self.path, e))?;
-        self.rows += 1;
-        Ok(())
-    }
-
-    /// Writes one field of a row being built field by field (the hot path:
-    /// no per-row allocation); end the row with [`CsvFile::end_row`].
-    pub fn field(&mut self, field: &[u8]) -> Result<()> {
-        self.writer
-            .write_field(field)
-            .map_err(|e| csv_error(&self.path, e))
-    }
-
-    pub fn end_row(&mut self) -> Result<()> {
-        self.writer
-            .write_record(None::<&[u8]>)
-            .map_err(|e| csv_error(&self.path, e))?;
-        self.rows += 1;
-        Ok(())
-    }
-
-    /// Pushes buffered rows to the file (used before a crash-test pause, so
-    /// a half-written file really is on disk).
-    pub fn flush(&mut self) -> Result<()> {
-        self.writer
-            .flush()
-            .map_err(Error::io("cannot write", self.path.clone()))
-    }
-
-    pub fn finish(self) -> Result<Written> {
-        let CsvFile {
-            path,
-            name,
-            writer,
-            rows,
-        } = self;
-        let file = writer.into_inner().map_err(|e| Error::Io {
-            what: "cannot write",
-            path: path.clone(),
-            source: io::Error::new(e.error().kind(), e.error().to_string()),
-        })?;
-        file.finish(&path, name, rows)
-    }
-}
-
-/// A csv error is an I/O error here: the writer only ever gets valid rows.
-fn csv_error(path: &Path, e: csv::Error) -> Error {
-    let source = match e.into_kind() {
-        csv::ErrorKind::Io(io) => io,
-        other => io::Error::other(format!("{other:?}")),
-    };
-    Error::Io {
-        what: "cannot write",
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// A JSON Lines file being written: one serialized object per line.
-pub struct JsonLinesFile {
-    path: PathBuf,
-    name: String,
-    writer: io::BufWriter<HashingFile>,
-    rows: u64,
-}
-
-impl JsonLinesFile {
-    pub fn create(dir: &Path, name: &str) -> Result<JsonLinesFile> {
-        let path = dir.join(name);
-        let file = HashingFile::create(&path)?;
-        Ok(JsonLinesFile {
-            writer: io::BufWriter::with_capacity(1 << 16, file),
+        Ok(TextFile {
+            file: HashingFile::create(&path)?,
             path,
             name: name.to_string(),
             rows: 0,
         })
     }
 
-    pub fn line<T: serde::Serialize>(&mut self, value: &T) -> Result<()> {
-        let written = serde_json::to_writer(&mut self.writer, value)
-            .map_err(io::Error::from)
-            .and_then(|()| self.writer.write_all(b"\n"));
-        if let Err(e) = written {
-            return Err(Error::io("cannot write", &self.path)(e));
-        }
-        self.rows += 1;
+    /// A dataset's file, with its header line if it has one.
+    pub fn for_dataset(dir: &Path, dataset: Dataset) -> Result<TextFile> {
+        let mut file = TextFile::create(dir, dataset.file_name())?;
+        let mut header = Encoder::new(dataset);
+        header.header();
+        file.write(&header.take())?;
+        Ok(file)
+    }
+
+    pub fn write(&mut self, chunk: &Chunk) -> Result<()> {
+        self.file
+            .write_all(&chunk.bytes)
+            .map_err(Error::io("cannot write", &self.path))?;
+        self.rows += chunk.rows;
         Ok(())
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn finish(self) -> Result<Written> {
-        let JsonLinesFile {
-            path,
-            name,
-            writer,
-            rows,
-        } = self;
-        let file = writer
-            .into_inner()
-            .map_err(|e| Error::io("cannot write", path.clone())(e.into_error()))?;
-        file.finish(&path, name, rows)
+        self.file.finish(&self.path, self.name, self.rows)
     }
 }
+
+/// Writes every row of `rows` to a new file of their dataset in `dir`, in
+/// chunks of about 64 KiB.
+pub fn write_rows<R: Row>(dir: &Path, rows: impl IntoIterator<Item = R>) -> Result<Written> {
+    let mut file = TextFile::for_dataset(dir, R::DATASET)?;
+    let mut encoder = Encoder::new(R::DATASET);
+    for row in rows {
+        encoder.row(&row);
+        if encoder.len() >= CHUNK_BYTES {
+            file.write(&encoder.take())?;
+        }
+    }
+    file.write(&encoder.take())?;
+    file.finish()
+}
+
+/// How much is encoded before it is written.
+pub const CHUNK_BYTES: usize = 1 << 16;
 
 /// The size and sha256 of a file on disk, read in 64 KiB chunks.
 pub fn file_digest(path: &Path) -> io::Result<(u64, String)> {
@@ -275,10 +517,6 @@ impl Timestamps {
         two(&mut self.buf, 14, secs / 60 % 60);
         two(&mut self.buf, 17, secs % 60);
         &self.buf
-    }
-
-    pub fn format_naive(&mut self, t: NaiveDateTime) -> &[u8] {
-        self.format(t.and_utc().timestamp())
     }
 }
 

@@ -256,8 +256,7 @@ mod tests {
         use strum::IntoEnumIterator;
 
         use crate::catalog as labs;
-        use crate::generate::notes;
-        use crate::model::{Disposition, EncounterType, Sex};
+        use crate::model::{AuthorRole, Disposition, EncounterType, NoteType, Sex};
 
         let sorted = |values: Vec<String>| -> Vec<String> {
             let mut values = values;
@@ -297,20 +296,12 @@ mod tests {
             (
                 Dataset::Notes,
                 "note_type",
-                emitted(
-                    notes::NoteType::iter()
-                        .map(notes::NoteType::as_str)
-                        .collect(),
-                ),
+                emitted(NoteType::iter().map(NoteType::as_str).collect()),
             ),
             (
                 Dataset::Notes,
                 "author_role",
-                emitted(
-                    notes::AuthorRole::iter()
-                        .map(notes::AuthorRole::as_str)
-                        .collect(),
-                ),
+                emitted(AuthorRole::iter().map(AuthorRole::as_str).collect()),
             ),
             (
                 Dataset::Labs,

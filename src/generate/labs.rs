@@ -15,21 +15,10 @@ use rand::rngs::ChaCha8Rng;
 
 use super::course::Course;
 use super::normal;
-use crate::catalog::{CATALOG, LabTest, Panel, panel, test};
+use crate::catalog::{CATALOG, Panel, panel, test};
 use crate::config::{LabOrder, Scenario};
 use crate::model::{EncounterType, Sex};
-
-/// One result row.
-#[derive(Clone, Debug)]
-pub struct LabResult {
-    pub seq: u32,
-    pub test: &'static LabTest,
-    pub value: f64,
-    pub reference: (f64, f64),
-    pub flag: &'static str,
-    pub collected_at: i64,
-    pub resulted_at: i64,
-}
+use crate::rows::LabRow;
 
 /// Generates the results of an encounter's lab orders, in collection order.
 pub fn results(
@@ -37,7 +26,8 @@ pub fn results(
     scenario: &Scenario,
     course: &Course,
     sex: Sex,
-) -> Vec<LabResult> {
+    (encounter, patient): (u64, u64),
+) -> Vec<LabRow> {
     let labs = &scenario.labs;
     // The patient's own baselines, drawn once for the encounter.
     let mut baseline: BTreeMap<&str, f64> = BTreeMap::new();
@@ -110,7 +100,9 @@ pub fn results(
             };
             let value = t.round(raw.clamp(t.plausible.0, t.plausible.1));
             let reference = t.reference_for(sex);
-            out.push(LabResult {
+            out.push(LabRow {
+                encounter,
+                patient,
                 seq: out.len() as u32 + 1,
                 test: t,
                 value,

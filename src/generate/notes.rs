@@ -12,82 +12,32 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::IndexedRandom;
 
 use super::course::Course;
-use super::labs::LabResult;
-use super::vitals::{VitalSet, news2};
+use super::vitals::news2;
 use crate::config::Scenario;
-use crate::model::{Disposition, EncounterType, Sex};
-
-#[derive(Clone, Debug)]
-pub struct Note {
-    pub seq: u32,
-    pub note_type: NoteType,
-    pub author_role: AuthorRole,
-    pub authored_at: i64,
-    pub text: String,
-}
-
-/// The kinds of note written (notes.jsonl `note_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter)]
-pub enum NoteType {
-    ClinicNote,
-    Triage,
-    EdDisposition,
-    AdmissionNote,
-    Progress,
-    DischargeSummary,
-}
-
-impl NoteType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoteType::ClinicNote => "clinic_note",
-            NoteType::Triage => "triage",
-            NoteType::EdDisposition => "ed_disposition",
-            NoteType::AdmissionNote => "admission_note",
-            NoteType::Progress => "progress",
-            NoteType::DischargeSummary => "discharge_summary",
-        }
-    }
-}
-
-/// Who writes a note (notes.jsonl `author_role`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter)]
-pub enum AuthorRole {
-    Physician,
-    NursePractitioner,
-    TriageNurse,
-    EmergencyPhysician,
-    Hospitalist,
-}
-
-impl AuthorRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthorRole::Physician => "physician",
-            AuthorRole::NursePractitioner => "nurse_practitioner",
-            AuthorRole::TriageNurse => "triage_nurse",
-            AuthorRole::EmergencyPhysician => "emergency_physician",
-            AuthorRole::Hospitalist => "hospitalist",
-        }
-    }
-}
+use crate::model::{AuthorRole, Disposition, EncounterType, NoteType, Sex};
+use crate::rows::{LabRow, NoteRow, VitalRow};
 
 /// What the notes of one encounter are written from.
 pub struct Chart<'a> {
+    /// The encounter's and the patient's numbers, for the rows' IDs.
+    pub encounter: u64,
+    pub patient: u64,
     pub scenario: &'a Scenario,
     pub complaint: &'a str,
     pub age: u32,
     pub sex: Sex,
     pub disposition: Disposition,
     pub course: &'a Course,
-    pub vitals: &'a [VitalSet],
-    pub labs: &'a [LabResult],
+    pub vitals: &'a [VitalRow],
+    pub labs: &'a [LabRow],
 }
 
-pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>) -> Vec<Note> {
+pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>) -> Vec<NoteRow> {
     let mut notes = Vec::new();
     let mut add = |note_type, author_role, authored_at, text: String| {
-        notes.push(Note {
+        notes.push(NoteRow {
+            encounter: chart.encounter,
+            patient: chart.patient,
             seq: notes.len() as u32 + 1,
             note_type,
             author_role,
@@ -167,7 +117,7 @@ fn sex_word(sex: Sex) -> &'static str {
 }
 
 /// "HR 118, BP 92/51, RR 26, T 38.9 C, SpO2 91%", leaving out what was not measured.
-pub fn vitals_phrase(v: &VitalSet) -> String {
+pub fn vitals_phrase(v: &VitalRow) -> String {
     let mut parts = Vec::new();
     if let Some(hr) = v.heart_rate {
         parts.push(format!("HR {hr}"));
@@ -188,7 +138,7 @@ pub fn vitals_phrase(v: &VitalSet) -> String {
 }
 
 /// "Lactate 4.2 mmol/L (HH)"; the flag only when abnormal.
-pub fn lab_phrase(r: &LabResult) -> String {
+pub fn lab_phrase(r: &LabRow) -> String {
     let value = format!("{:.*}", r.test.decimals, r.value);
     if r.flag == "N" {
         format!("{} {value} {}", r.test.name, r.test.unit)
@@ -197,7 +147,7 @@ pub fn lab_phrase(r: &LabResult) -> String {
     }
 }
 
-fn news2_of(v: &VitalSet) -> u32 {
+fn news2_of(v: &VitalRow) -> u32 {
     // Unmeasured signs count as normal.
     news2(&[
         v.heart_rate.map_or(75.0, f64::from),
@@ -210,13 +160,13 @@ fn news2_of(v: &VitalSet) -> u32 {
 }
 
 /// The latest vital set taken at or before `at`.
-fn vitals_at<'a>(chart: &Chart<'a>, at: i64) -> Option<&'a VitalSet> {
+fn vitals_at<'a>(chart: &Chart<'a>, at: i64) -> Option<&'a VitalRow> {
     chart.vitals.iter().rev().find(|v| v.measured_at <= at)
 }
 
 /// The latest result of each test available (resulted) by `at`, in catalog order.
-fn labs_known_at<'a>(chart: &'a Chart<'_>, at: i64) -> Vec<&'a LabResult> {
-    let mut latest: Vec<&LabResult> = Vec::new();
+fn labs_known_at<'a>(chart: &'a Chart<'_>, at: i64) -> Vec<&'a LabRow> {
+    let mut latest: Vec<&LabRow> = Vec::new();
     for r in chart.labs.iter().filter(|r| r.resulted_at <= at) {
         match latest.iter_mut().find(|l| l.test.key == r.test.key) {
             Some(slot) => *slot = r,
@@ -231,7 +181,7 @@ fn labs_known_at<'a>(chart: &'a Chart<'_>, at: i64) -> Vec<&'a LabResult> {
     latest
 }
 
-fn labs_sentence(rng: &mut ChaCha8Rng, results: &[&LabResult]) -> String {
+fn labs_sentence(rng: &mut ChaCha8Rng, results: &[&LabRow]) -> String {
     if results.is_empty() {
         return String::new();
     }
@@ -400,7 +350,7 @@ fn progress_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>, at: i64, day: i64) -> 
     .unwrap_or("");
     let vitals = vitals_at(chart, at).map(vitals_phrase).unwrap_or_default();
     let since = at - 30 * 3600;
-    let recent: Vec<&LabResult> = labs_known_at(chart, at)
+    let recent: Vec<&LabRow> = labs_known_at(chart, at)
         .into_iter()
         .filter(|r| r.collected_at >= since)
         .collect();
@@ -415,9 +365,9 @@ fn discharge_summary(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {
         .map(vitals_phrase)
         .unwrap_or_default();
     // The worst value of each test over the stay.
-    let mut peaks: Vec<&LabResult> = Vec::new();
+    let mut peaks: Vec<&LabRow> = Vec::new();
     for r in chart.labs.iter().filter(|r| r.resulted_at <= discharge) {
-        let worse = |a: &LabResult, b: &LabResult| {
+        let worse = |a: &LabRow, b: &LabRow| {
             let (low, high) = a.reference;
             let distance = |x: f64| {
                 if x < low {

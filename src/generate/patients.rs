@@ -1,8 +1,6 @@
 //! Patients: registering the day's new patients and moving some returning ones
 //! (a new postal code, for downstream slowly-changing-dimension handling).
 
-use std::borrow::Cow;
-
 use chrono::{Datelike, Days, NaiveDate};
 use rand::seq::IndexedRandom;
 use rand::{Rng, RngExt};
@@ -10,56 +8,17 @@ use rand::{Rng, RngExt};
 use super::names;
 use crate::config::Population;
 use crate::model::{self, BatchDate, Sex};
-
-/// One row of the patient master, and of a day's snapshot.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Patient {
-    /// The number behind `patient_id` (`P` + 8 digits).
-    pub number: u64,
-    pub mrn: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub sex: Sex,
-    pub birth_date: NaiveDate,
-    pub postal_code: String,
-    pub registered_date: NaiveDate,
-}
+pub use crate::rows::Patient;
 
 /// Nobody is seen past this age: a patient registered decades before a
 /// backfilled (or far later) date has died by then, and a 209-year-old with
 /// vital signs is impossible.
 pub const OLDEST_AGE: u32 = 110;
 
-impl Patient {
-    /// Whether the patient can come back on `date`: registered earlier, and
-    /// not past [`OLDEST_AGE`] by then.
-    pub fn can_return_on(&self, date: NaiveDate) -> bool {
-        self.registered_date < date && self.age_on(date) <= OLDEST_AGE
-    }
-
-    pub fn id(&self) -> String {
-        model::patient_id(self.number)
-    }
-
-    /// The row the patient master and the daily snapshot share (the snapshot
-    /// adds `snapshot_date`), in column order.
-    pub fn record(&self) -> [Cow<'_, str>; 8] {
-        [
-            Cow::Owned(self.id()),
-            Cow::Borrowed(&self.mrn),
-            Cow::Borrowed(&self.first_name),
-            Cow::Borrowed(&self.last_name),
-            Cow::Borrowed(self.sex.as_str()),
-            Cow::Owned(self.birth_date.to_string()),
-            Cow::Borrowed(&self.postal_code),
-            Cow::Owned(self.registered_date.to_string()),
-        ]
-    }
-
-    /// Completed years of age on `date`.
-    pub fn age_on(&self, date: NaiveDate) -> u32 {
-        date.years_since(self.birth_date).unwrap_or(0)
-    }
+/// Whether `patient` can come back on `date`: registered earlier, and not
+/// past [`OLDEST_AGE`] by then.
+pub fn can_return_on(patient: &Patient, date: NaiveDate) -> bool {
+    patient.registered_date < date && patient.age_on(date) <= OLDEST_AGE
 }
 
 /// Registers `count` new patients on `date`, numbered from `first_number`.

@@ -14,22 +14,7 @@ use rand::rngs::ChaCha8Rng;
 use super::course::Course;
 use super::normal;
 use crate::config::{MissingRates, Scenario, Signal};
-
-/// One charted set. `None` is a measurement not taken.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct VitalSet {
-    /// 1-based position within the encounter (`-V001`).
-    pub seq: u32,
-    /// Seconds since the Unix epoch, UTC.
-    pub measured_at: i64,
-    pub heart_rate: Option<u16>,
-    pub systolic_bp: Option<u16>,
-    pub diastolic_bp: Option<u16>,
-    pub respiratory_rate: Option<u16>,
-    /// Tenths of a degree Celsius (372 = 37.2).
-    pub temperature_dc: Option<u16>,
-    pub spo2: Option<u16>,
-}
+use crate::rows::VitalRow;
 
 /// Plausible clinical ranges (reference: plausible abnormal range), well
 /// inside the schemas' never-outside bounds, with the width of the soft zone
@@ -76,6 +61,8 @@ const SPO2: usize = 5;
 /// stream them.
 pub struct Series<'a> {
     rng: ChaCha8Rng,
+    /// The encounter's and the patient's numbers, for the rows' IDs.
+    ids: (u64, u64),
     scenario: &'a Scenario,
     missing: [f64; 5],
     baseline: [f64; 6],
@@ -89,12 +76,14 @@ pub struct Series<'a> {
 }
 
 impl<'a> Series<'a> {
-    /// `rng` must be the encounter's own stream.
+    /// `rng` must be the encounter's own stream; `ids` are the encounter's
+    /// and the patient's numbers.
     pub fn new(
         mut rng: ChaCha8Rng,
         scenario: &'a Scenario,
         missing: &MissingRates,
         course: Course,
+        ids: (u64, u64),
     ) -> Series<'a> {
         let p = &scenario.vitals;
         let signals: [&Signal; 6] = [
@@ -123,6 +112,7 @@ impl<'a> Series<'a> {
         let first_delay = rng.random_range(0..=((discharge - admit) / 60).min(10)) * 60;
         Series {
             rng,
+            ids,
             scenario,
             missing,
             baseline,
@@ -179,9 +169,9 @@ impl<'a> Series<'a> {
 }
 
 impl Iterator for Series<'_> {
-    type Item = VitalSet;
+    type Item = VitalRow;
 
-    fn next(&mut self) -> Option<VitalSet> {
+    fn next(&mut self) -> Option<VitalRow> {
         let at = self.next_at?;
         let v = self.measure(at);
         self.last_at = at;
@@ -200,7 +190,9 @@ impl Iterator for Series<'_> {
         }
         let [hr_taken, bp_taken, rr_taken, temp_taken, spo2_taken] = taken;
         let int = |x: f64| x.round() as u16;
-        Some(VitalSet {
+        Some(VitalRow {
+            encounter: self.ids.0,
+            patient: self.ids.1,
             seq: self.seq,
             measured_at: at,
             heart_rate: hr_taken.then(|| int(v[HR])),

@@ -2,6 +2,7 @@
 //! and commits a date's batch for a mode, or reports the one already there.
 
 mod batch;
+mod clinical;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -103,6 +104,7 @@ impl Engine {
             mode,
             date,
             overrides,
+            self.config.generation.effective_threads(),
             &mut state,
             &staging,
             on_file,

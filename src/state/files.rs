@@ -7,10 +7,12 @@ use std::path::Path;
 use chrono::NaiveDate;
 
 use crate::dataset::Dataset;
+use crate::dataset::FileFormat;
 use crate::error::{Error, Result};
-use crate::generate::patients::Patient;
 use crate::model::{self, BatchDate, Sex};
 use crate::output::write_atomic;
+use crate::output::{CHUNK_BYTES, Encoder, TextFile};
+use crate::rows::{MasterRow, Patient};
 
 /// The master's columns: the daily snapshot's, without `snapshot_date`.
 fn master_header() -> &'static [&'static str] {
@@ -193,18 +195,22 @@ fn parse_patient(path: &Path, line: u64, r: &csv::StringRecord) -> Result<Patien
 }
 
 pub fn write_master(path: &Path, patients: &[Patient]) -> Result<()> {
-    let mut out = crate::output::CsvFile::create(
-        path.parent().unwrap_or(Path::new(".")),
-        &path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        master_header(),
-    )?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut file = TextFile::create(dir, &name)?;
+    let mut encoder = Encoder::with_columns(FileFormat::Csv, master_header());
+    encoder.header();
     for p in patients {
-        out.row(p.record().iter().map(|field| field.as_bytes()))?;
+        encoder.row(&MasterRow(p));
+        if encoder.len() >= CHUNK_BYTES {
+            file.write(&encoder.take())?;
+        }
     }
-    out.finish().map(|_| ())
+    file.write(&encoder.take())?;
+    file.finish().map(|_| ())
 }
 
 pub fn read_ledger(path: &Path) -> Result<Vec<LedgerEntry>> {

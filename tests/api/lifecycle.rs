@@ -29,21 +29,21 @@ async fn wait_for_200(client: &reqwest::Client, url: &str) -> reqwest::Response 
 async fn a_post_that_outlasts_the_request_timeout_gets_202_and_still_commits() {
     let app = spawn_app_with(&[
         ("DATAGEN__SERVER__REQUEST_TIMEOUT_SECS", "1"),
-        ("DATAGEN__SERVER__MAX_ENCOUNTERS", "50000"),
+        ("DATAGEN__SERVER__MAX_ENCOUNTERS", "100000"),
     ])
     .await;
     // A JSON answer: the generation itself outlasts the timeout. A tar
     // stream starts with its first file, so it gets 202 only when it waits
     // longer than that in the mode's queue, here behind the first.
     let mut locations = Vec::new();
-    for (date, accept) in [
-        ("2026-02-09", "application/json"),
-        ("2026-02-10", "application/x-tar"),
+    for (date, accept, encounters) in [
+        ("2026-02-09", "application/json", 60000),
+        ("2026-02-10", "application/x-tar", 20000),
     ] {
         let response = app
             .client
             .post(app.url(&format!(
-                "/batches/{date}?mode=raw&encounters=20000&new_patients=8000"
+                "/batches/{date}?mode=raw&encounters={encounters}&new_patients=8000"
             )))
             .header("accept", accept)
             .send()
@@ -476,13 +476,13 @@ fn idle_sockets_past_the_descriptor_limit_are_outlasted_not_spun_on() {
 async fn the_concurrency_limit_is_global_and_spares_the_probes() {
     let app = spawn_app_with(&[
         ("DATAGEN__SERVER__CONCURRENCY_LIMIT", "1"),
-        ("DATAGEN__SERVER__MAX_ENCOUNTERS", "50000"),
+        ("DATAGEN__SERVER__MAX_ENCOUNTERS", "100000"),
     ])
     .await;
     let client = app.client.clone();
     let post = tokio::spawn(
         client
-            .post(app.url("/batches/2026-02-08?mode=raw&encounters=40000&new_patients=15000"))
+            .post(app.url("/batches/2026-02-08?mode=raw&encounters=60000&new_patients=15000"))
             .send(),
     );
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -1,0 +1,273 @@
+//! The clinical files of a batch (`vitals.csv`, `labs.csv`, `notes.jsonl`),
+//! written in one pass over the day's encounters.
+//!
+//! Each encounter's rows are a pure function of its plan entry (its own
+//! random streams, its course), so the plan is cut into chunks that are
+//! rendered, generated and encoded, on worker threads, while the calling
+//! thread writes finished chunks in plan order, hashing as it goes. The bytes
+//! are therefore the same for any number of threads, and memory is bounded
+//! by the chunks in flight: at most [`AHEAD`] chunks per worker beyond the
+//! last one written.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, mpsc};
+
+use crate::config::Config;
+use crate::crashpoint;
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+use crate::generate::course::Course;
+use crate::generate::encounters::Encounter;
+use crate::generate::notes::{self, Chart};
+use crate::generate::vitals::Series;
+use crate::generate::{DaySeed, Stream, labs};
+use crate::model::BatchDate;
+use crate::output::{Chunk, Encoder, TextFile, Written};
+use crate::rows::{Patient, VitalRow};
+
+/// The files this pass writes, in contract order.
+pub const DATASETS: [Dataset; 3] = [Dataset::Vitals, Dataset::Labs, Dataset::Notes];
+
+/// Encounters per chunk: big enough to amortize a hand-over, small enough
+/// that chunks in flight stay a few MB.
+const ENCOUNTERS_PER_CHUNK: usize = 512;
+
+/// How many chunks a worker may render beyond the last one written.
+const AHEAD: usize = 2;
+
+/// What the pass reads.
+pub struct Inputs<'a> {
+    pub config: &'a Config,
+    pub seed: &'a DaySeed,
+    pub date: BatchDate,
+    pub patients: &'a [Patient],
+    pub plan: &'a [Encounter],
+}
+
+/// One chunk of encounters, rendered: a chunk of each file.
+type Rendered = [Chunk; 3];
+
+/// Writes the three files into `dir` using `threads` threads (1: all on the
+/// calling thread) and returns them in contract order.
+pub fn write(dir: &Path, inputs: &Inputs<'_>, threads: usize) -> Result<Vec<Written>> {
+    let mut files = Vec::with_capacity(DATASETS.len());
+    for dataset in DATASETS {
+        files.push(TextFile::for_dataset(dir, dataset)?);
+    }
+    let chunks: Vec<&[Encounter]> = inputs.plan.chunks(ENCOUNTERS_PER_CHUNK).collect();
+    let mut write = |index: usize, rendered: Rendered| -> Result<()> {
+        if index == chunks.len() / 2 && crashpoint::armed() {
+            crashpoint::reached("vitals");
+            crashpoint::failure("vitals").map_err(Error::io("cannot write", files[0].path()))?;
+        }
+        for (file, chunk) in files.iter_mut().zip(&rendered) {
+            file.write(chunk)?;
+        }
+        Ok(())
+    };
+
+    if threads <= 1 || chunks.len() <= 1 {
+        let mut renderer = Renderer::new(inputs);
+        for (index, encounters) in chunks.iter().enumerate() {
+            write(index, renderer.render(encounters))?;
+        }
+    } else {
+        in_parallel(inputs, &chunks, threads, &mut write)?;
+    }
+    finish(files, threads)
+}
+
+/// Renders `chunks` on `threads` workers and hands them to `write` in order.
+fn in_parallel(
+    inputs: &Inputs<'_>,
+    chunks: &[&[Encounter]],
+    threads: usize,
+    write: &mut dyn FnMut(usize, Rendered) -> Result<()>,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let window = Window::new(threads * AHEAD);
+    let (sender, received) = mpsc::channel::<(usize, Rendered)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (next, window, sender) = (&next, &window, sender.clone());
+            scope.spawn(move || {
+                let mut renderer = Renderer::new(inputs);
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= chunks.len() || !window.wait_for(index) {
+                        return;
+                    }
+                    if sender
+                        .send((index, renderer.render(chunks[index])))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        // Chunks arrive in any order; they are written in plan order.
+        let mut waiting = BTreeMap::new();
+        let mut expected = 0;
+        let result = received.iter().try_for_each(|(index, rendered)| {
+            waiting.insert(index, rendered);
+            while let Some(rendered) = waiting.remove(&expected) {
+                write(expected, rendered)?;
+                expected += 1;
+                window.advance(expected);
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            window.close();
+        }
+        result
+    })
+}
+
+/// Lets workers run at most `ahead` chunks beyond the last one written, so
+/// memory stays bounded however uneven the chunks are.
+struct Window {
+    state: Mutex<(usize, bool)>,
+    moved: Condvar,
+    ahead: usize,
+}
+
+impl Window {
+    fn new(ahead: usize) -> Window {
+        Window {
+            state: Mutex::new((0, false)),
+            moved: Condvar::new(),
+            ahead,
+        }
+    }
+
+    /// Waits until chunk `index` may be rendered; false once the writer gave up.
+    fn wait_for(&self, index: usize) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        while !state.1 && index >= state.0 + self.ahead {
+            match self.moved.wait(state) {
+                Ok(next) => state = next,
+                Err(_) => return false,
+            }
+        }
+        !state.1
+    }
+
+    fn advance(&self, written: usize) {
+        if let Ok(mut state) = self.state.lock() {
+            state.0 = written;
+        }
+        self.moved.notify_all();
+    }
+
+    fn close(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.1 = true;
+        }
+        self.moved.notify_all();
+    }
+}
+
+/// Syncs and describes the files; with more than one thread, the three
+/// fsyncs run side by side.
+fn finish(files: Vec<TextFile>, threads: usize) -> Result<Vec<Written>> {
+    if threads <= 1 {
+        return files.into_iter().map(TextFile::finish).collect();
+    }
+    std::thread::scope(|scope| {
+        let syncing: Vec<_> = files
+            .into_iter()
+            .map(|file| scope.spawn(move || file.finish()))
+            .collect();
+        syncing
+            .into_iter()
+            .map(|handle| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(Error::Io {
+                        what: "cannot sync",
+                        path: Default::default(),
+                        source: std::io::Error::other("the syncing thread panicked"),
+                    })
+                })
+            })
+            .collect()
+    })
+}
+
+/// Generates and encodes encounters' rows, reusing its buffers.
+struct Renderer<'a> {
+    inputs: &'a Inputs<'a>,
+    vitals: Vec<VitalRow>,
+    encoders: [Encoder; 3],
+}
+
+impl<'a> Renderer<'a> {
+    fn new(inputs: &'a Inputs<'a>) -> Renderer<'a> {
+        Renderer {
+            inputs,
+            vitals: Vec::new(),
+            encoders: DATASETS.map(Encoder::new),
+        }
+    }
+
+    fn render(&mut self, encounters: &[Encounter]) -> Rendered {
+        let Inputs {
+            config,
+            seed,
+            date,
+            patients,
+            ..
+        } = *self.inputs;
+        let [vitals_out, labs_out, notes_out] = &mut self.encoders;
+        for e in encounters {
+            let patient = &patients[e.patient];
+            let scenario = &config.scenarios[e.scenario];
+            let course = Course::new(e, scenario);
+            let ids = (e.number, patient.number);
+
+            self.vitals.clear();
+            self.vitals.extend(Series::new(
+                seed.rng(Stream::Vitals(e.ordinal)),
+                scenario,
+                &config.missing,
+                course,
+                ids,
+            ));
+            for row in &self.vitals {
+                vitals_out.row(row);
+            }
+            let results = labs::results(
+                seed.rng(Stream::Labs(e.ordinal)),
+                scenario,
+                &course,
+                patient.sex,
+                ids,
+            );
+            for row in &results {
+                labs_out.row(row);
+            }
+            let chart = Chart {
+                encounter: e.number,
+                patient: patient.number,
+                scenario,
+                complaint: &scenario.chief_complaints[e.complaint],
+                age: patient.age_on(date.date()),
+                sex: patient.sex,
+                disposition: e.disposition,
+                course: &course,
+                vitals: &self.vitals,
+                labs: &results,
+            };
+            for row in notes::compose(seed.rng(Stream::Notes(e.ordinal)), &chart) {
+                notes_out.row(&row);
+            }
+        }
+        self.encoders.each_mut().map(Encoder::take)
+    }
+}
