@@ -1,163 +1,247 @@
-//! Batch benchmark: runs the real `datagen` binary (built with the bench
-//! profile) on raw batches and reports, per run, rows per second for each
-//! file and for the whole batch, and peak RSS (GNU time's maxresident).
+//! Batch benchmark: the whole batch, end to end, against a hand-written
+//! writer, in the same run.
 //!
-//! `cargo bench --bench batch` prints one JSON object per run, then a table.
-//! Vitals, labs and notes are written in one pass; each file's seconds are
-//! its own share of that pass.
-//! The "dense" run charts inpatients every 30 minutes instead of every 4
-//! hours: many more vitals rows for the same encounters, so it shows whether
-//! memory grows with vitals rows (it must not: rows are streamed).
+//! - **Whole batch:** the release `datagen generate` (process start to exit)
+//!   of one raw date from a fresh state: all five files written and fsynced,
+//!   the manifest, the state written, the commit. MB/s is every byte of the
+//!   batch directory over that wall time; rows/s per dataset is that file's
+//!   rows over the same wall time. Medians of `RUNS`, with `--threads 1` and
+//!   with the default threads (one per core).
+//! - **Hand-written writer:** a single-thread writer of vitals-like CSV rows
+//!   (itoa into a 64 KiB `BufWriter`, then fsync), the same number of bytes as
+//!   the batch. The ratio of the batch's MB/s to it is the headline.
+//! - **Peak RSS** of the whole batch at 20,000 and 200,000 encounters
+//!   (GNU time's maxresident), default threads.
+//!
+//! `cargo bench --bench batch` prints one JSON object, then a table.
 
-use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-struct Run {
-    label: &'static str,
-    encounters: u32,
-    dense: bool,
-}
+const BIN: &str = env!("CARGO_BIN_EXE_datagen");
+const ENCOUNTERS: u32 = 100_000;
+const RUNS: usize = 3;
 
 fn main() {
-    let runs = [
-        Run {
-            label: "raw 12.5k",
-            encounters: 12_500,
-            dense: false,
-        },
-        Run {
-            label: "raw 50k",
-            encounters: 50_000,
-            dense: false,
-        },
-        Run {
-            label: "raw 50k dense",
-            encounters: 50_000,
-            dense: true,
-        },
-    ];
-    let mut table = Vec::new();
-    for run in &runs {
-        let result = measure(run);
-        println!("{}", serde_json::to_string(&result).unwrap_or_default());
-        table.push(result);
+    let mut rows = Vec::new();
+    for threads in ["1", "0"] {
+        let runs: Vec<Run> = (0..RUNS).map(|_| batch(ENCOUNTERS, threads)).collect();
+        rows.push((threads, median_run(runs)));
+    }
+    let bytes = rows[0].1.bytes;
+    let hand: Vec<f64> = (0..RUNS).map(|_| hand_written(bytes)).collect();
+    let hand_mbps = median(hand);
+    let memory: Vec<(u32, f64)> = [20_000u32, 200_000]
+        .iter()
+        .map(|&n| (n, batch(n, "0").peak_rss_mib))
+        .collect();
+
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let result = serde_json::json!({
+        "encounters": ENCOUNTERS,
+        "runs": RUNS,
+        "cores": cores,
+        "batch_bytes": bytes,
+        "hand_written_vitals_writer_mb_per_s": round(hand_mbps),
+        "whole_batch": rows.iter().map(|(threads, r)| serde_json::json!({
+            "threads": if *threads == "0" { cores.to_string() } else { threads.to_string() },
+            "seconds": round(r.seconds),
+            "mb_per_s": round(r.mb_per_s()),
+            "ratio_to_hand_written": (r.mb_per_s() / hand_mbps * 1000.0).round() / 1000.0,
+            "rows_per_s": r.rows.iter().map(|(name, n)| (name.clone(), serde_json::json!((*n as f64 / r.seconds).round()))).collect::<serde_json::Map<_, _>>(),
+        })).collect::<Vec<_>>(),
+        "peak_rss_mib": memory.iter().map(|(n, mib)| serde_json::json!({"encounters": n, "mib": round(*mib)})).collect::<Vec<_>>(),
+    });
+    println!("{result}");
+    println!();
+    println!("| writer | threads | seconds | MB/s | ratio |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| hand-written single-thread vitals writer (itoa, BufWriter, fsync) | 1 | | {hand_mbps:.0} | 1.00 |"
+    );
+    for (threads, r) in &rows {
+        let shown = if *threads == "0" {
+            cores.to_string()
+        } else {
+            threads.to_string()
+        };
+        println!(
+            "| `datagen generate --encounters {ENCOUNTERS}`, all five files fsynced and committed | {shown} | {:.3} | {:.0} | {:.2} |",
+            r.seconds,
+            r.mb_per_s(),
+            r.mb_per_s() / hand_mbps
+        );
     }
     println!();
-    println!(
-        "| run | encounters | vitals rows | vitals rows/s | labs rows | labs rows/s | notes | notes/s | batch rows | batch rows/s | batch s | peak RSS MiB |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in &table {
-        let file = |name: &str, field: &str| r["files"][name][field].as_f64().unwrap_or(0.0);
+    for (threads, r) in &rows {
+        let per: Vec<String> = r
+            .rows
+            .iter()
+            .map(|(name, n)| format!("{name} {:.0}", *n as f64 / r.seconds))
+            .collect();
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.3} | {:.1} |",
-            r["run"].as_str().unwrap_or(""),
-            r["encounters"],
-            file("vitals.csv", "rows"),
-            file("vitals.csv", "rows_per_s"),
-            file("labs.csv", "rows"),
-            file("labs.csv", "rows_per_s"),
-            file("notes.jsonl", "rows"),
-            file("notes.jsonl", "rows_per_s"),
-            r["batch_rows"].as_f64().unwrap_or(0.0),
-            r["batch_rows_per_s"].as_f64().unwrap_or(0.0),
-            r["batch_seconds"].as_f64().unwrap_or(0.0),
-            r["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+            "rows/s over the whole batch, threads {threads}: {}",
+            per.join(", ")
         );
+    }
+    for (n, mib) in &memory {
+        println!("peak RSS at {n} encounters: {mib:.1} MiB");
     }
 }
 
-fn measure(run: &Run) -> serde_json::Value {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut args: Vec<String> = Vec::new();
-    if run.dense {
-        let dense = datagen::config::EMBEDDED_DEFAULTS
-            .replace("interval_minutes: 240", "interval_minutes: 30")
-            .replace(
-                "stable_interval_minutes: 720",
-                "stable_interval_minutes: 30",
-            )
-            .replace("jitter_minutes: 30", "jitter_minutes: 10");
-        std::fs::write(dir.path().join("dense.yaml"), dense).expect("write config");
-        args.extend(["--config".into(), "dense.yaml".into()]);
+fn round(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+struct Run {
+    seconds: f64,
+    bytes: u64,
+    rows: Vec<(String, u64)>,
+    peak_rss_mib: f64,
+}
+
+impl Run {
+    fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.seconds
     }
-    let rss_file = dir.path().join("rss");
+}
+
+fn median_run(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    runs.swap_remove(runs.len() / 2)
+}
+
+/// One whole batch from a fresh state, under GNU time for its peak RSS.
+fn batch(encounters: u32, threads: &str) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let new_patients = (encounters * 2 / 5).to_string();
     let started = Instant::now();
     let out = Command::new("/usr/bin/time")
-        .current_dir(dir.path())
-        .env("RUST_LOG", "datagen=debug")
-        .arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(&rss_file)
-        .arg(env!("CARGO_BIN_EXE_datagen"))
-        .args(&args)
         .args([
-            "--log-format",
-            "json",
+            "-f",
+            "maxrss_kib=%M",
+            BIN,
             "generate",
             "--mode",
             "raw",
             "--date",
             "2026-02-09",
         ])
-        .args(["--encounters", &run.encounters.to_string()])
-        .args(["--new-patients", &(run.encounters * 2 / 5).to_string()])
+        .args([
+            "--encounters",
+            &encounters.to_string(),
+            "--new-patients",
+            &new_patients,
+        ])
+        .args(["--threads", threads])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
         .output()
-        .expect("run datagen (needs GNU time at /usr/bin/time)");
-    let wall = started.elapsed().as_secs_f64();
+        .expect("run datagen under GNU time");
+    let seconds = started.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let peak_rss_mib = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kib="))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0;
+    let batch = dir.path().join("data/raw/2026-02-09");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(batch.join("_manifest.json")).expect("manifest"))
+            .expect("manifest JSON");
+    let rows = manifest["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| {
+            let name = f["name"]
+                .as_str()
+                .unwrap_or("")
+                .split('.')
+                .next()
+                .unwrap_or("");
+            (name.to_string(), f["rows"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    Run {
+        seconds,
+        bytes: dir_bytes(&batch),
+        rows,
+        peak_rss_mib,
+    }
+}
 
-    let mut files: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    let mut batch_seconds = wall;
-    for line in String::from_utf8_lossy(&out.stderr).lines() {
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let fields = &event["fields"];
-        match fields["message"].as_str() {
-            Some("file written") => {
-                let name = fields["file"].as_str().unwrap_or("").to_string();
-                files.insert(
-                    name,
-                    (
-                        fields["rows"].as_f64().unwrap_or(0.0),
-                        fields["seconds"].as_f64().unwrap_or(0.0),
-                    ),
-                );
-            }
-            Some("batch committed") => batch_seconds = fields["seconds"].as_f64().unwrap_or(wall),
-            _ => {}
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("batch dir")
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Appends `n` zero-padded to `width` digits.
+fn pad(out: &mut Vec<u8>, buf: &mut itoa::Buffer, n: u64, width: usize) {
+    let digits = buf.format(n).as_bytes();
+    out.resize(out.len() + width.saturating_sub(digits.len()), b'0');
+    out.extend_from_slice(digits);
+}
+
+/// MB/s of a tight single-thread writer of vitals-like rows (no per-row
+/// allocation, no `format!`): `bytes` of them, then fsync.
+fn hand_written(bytes: u64) -> f64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("vitals.csv");
+    let started = Instant::now();
+    let file = std::fs::File::create(&path).expect("create");
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+    let mut buf = itoa::Buffer::new();
+    let mut line: Vec<u8> = Vec::with_capacity(128);
+    let mut written = 0u64;
+    let mut i = 0u64;
+    out.write_all(b"vital_id,encounter_id,patient_id,measured_at,heart_rate,systolic_bp,diastolic_bp,respiratory_rate,temperature_c,spo2\n")
+        .expect("write");
+    while written < bytes {
+        let encounter = 1 + i / 4;
+        line.clear();
+        line.push(b'E');
+        pad(&mut line, &mut buf, encounter, 10);
+        line.extend_from_slice(b"-V");
+        pad(&mut line, &mut buf, 1 + i % 4, 3);
+        line.extend_from_slice(b",E");
+        pad(&mut line, &mut buf, encounter, 10);
+        line.extend_from_slice(b",P");
+        pad(&mut line, &mut buf, 1 + encounter / 3, 8);
+        line.extend_from_slice(b",2026-02-09T10:");
+        pad(&mut line, &mut buf, i % 60, 2);
+        line.extend_from_slice(b":00Z,");
+        for v in [60 + i % 60, 100 + i % 50, 60 + i % 30, 12 + i % 10] {
+            line.extend_from_slice(buf.format(v).as_bytes());
+            line.push(b',');
         }
+        line.extend_from_slice(buf.format(36 + i % 3).as_bytes());
+        line.push(b'.');
+        line.extend_from_slice(buf.format(i % 10).as_bytes());
+        line.push(b',');
+        line.extend_from_slice(buf.format(90 + i % 10).as_bytes());
+        line.push(b'\n');
+        out.write_all(&line).expect("write");
+        written += line.len() as u64;
+        i += 1;
     }
-    let peak_rss_kib: f64 = std::fs::read_to_string(&rss_file)
-        .ok()
-        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
-        .unwrap_or(0.0);
-    let (vitals_rows, vitals_seconds) = files.get("vitals.csv").copied().unwrap_or_default();
-    let batch_rows: f64 = files.values().map(|(rows, _)| rows).sum();
-    let mut per_file = serde_json::Map::new();
-    for (name, (rows, seconds)) in &files {
-        per_file.insert(
-            name.clone(),
-            serde_json::json!({ "rows": rows, "seconds": seconds, "rows_per_s": (rows / seconds.max(1e-9)).round() }),
-        );
-    }
-    serde_json::json!({
-        "run": run.label,
-        "encounters": run.encounters,
-        "vitals_rows": vitals_rows,
-        "vitals_rows_per_s": (vitals_rows / vitals_seconds.max(1e-9)).round(),
-        "batch_rows": batch_rows,
-        "batch_seconds": batch_seconds,
-        "batch_rows_per_s": (batch_rows / batch_seconds.max(1e-9)).round(),
-        "process_wall_seconds": wall,
-        "peak_rss_kib": peak_rss_kib,
-        "files": per_file,
-    })
+    let file = out.into_inner().expect("flush");
+    file.sync_all().expect("fsync");
+    written as f64 / 1e6 / started.elapsed().as_secs_f64()
 }

@@ -191,10 +191,6 @@ pub fn test(key: &str) -> Option<&'static LabTest> {
     CATALOG.iter().find(|t| t.key == key)
 }
 
-pub fn by_loinc(loinc: &str) -> Option<&'static LabTest> {
-    CATALOG.iter().find(|t| t.loinc == loinc)
-}
-
 /// Orderable panels: the tests drawn together, and the lab's turnaround.
 pub struct Panel {
     pub key: &'static str,

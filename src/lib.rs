@@ -1,31 +1,37 @@
 //! datagen: reproducible daily batches of synthetic clinical data.
 //!
 //! The library is the whole engine; the `datagen` binary and the HTTP service
-//! only parse input and call it. Reading order follows the
-//! generation contract:
+//! only parse input and call it. Reading order follows the generation
+//! contract:
 //! - [`config`]: the typed, layered configuration;
-//! - [`model`]: modes, dates, enumerations and ID formats;
-//! - [`generate`]: pure generation of patients, encounters, vitals, labs and notes;
-//! - [`pipeline`]: one batch end to end, through [`state`]'s crash-safe commit;
-//! - [`schema`] and [`validate`]: the file contracts and their enforcement;
-//! - [`http`]: the HTTP service over the same engine.
+//! - `model`, `catalog`, `dataset`: the vocabulary, the lab catalog and the
+//!   registry of the batch's files;
+//! - `generate`: pure generation of patients, encounters, vitals, labs and
+//!   notes, as typed `rows`;
+//! - [`pipeline`]: one batch end to end, encoded by `output` and committed
+//!   through `state`'s crash-safe protocol;
+//! - `schema` and `validate`: the file contracts and their enforcement;
+//! - [`http`]: the HTTP service over the same engine; [`cli`]: the command line.
+//!
+//! Only what the binary, the tests and the benchmarks use is public.
 
-pub mod catalog;
+pub(crate) mod catalog;
 pub mod cli;
 pub mod config;
-pub mod crashpoint;
+pub(crate) mod crashpoint;
 pub mod dataset;
 pub mod error;
-pub mod generate;
+pub(crate) mod generate;
 pub mod http;
-pub mod layout;
+pub(crate) mod layout;
 pub mod manifest;
 pub mod model;
-pub mod output;
+pub(crate) mod numfmt;
+pub(crate) mod output;
 pub mod pipeline;
-pub mod rows;
-pub mod schema;
-pub mod state;
-pub mod validate;
+pub(crate) mod rows;
+pub(crate) mod schema;
+pub(crate) mod state;
+pub(crate) mod validate;
 
 pub use error::{Error, Result};

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::{BatchDate, Mode};
 use crate::output::Written;
 
 pub const MANIFEST_FILE: &str = "_manifest.json";
@@ -13,8 +14,9 @@ pub const MANIFEST_FILE: &str = "_manifest.json";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    pub date: String,
-    pub mode: String,
+    #[schema(value_type = crate::model::BatchDate)]
+    pub date: BatchDate,
+    pub mode: Mode,
     pub generator: Generator,
     pub seed: u64,
     /// sha256 of the generation-shaping config (see `Config::fingerprint`).

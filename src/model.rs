@@ -115,6 +115,20 @@ impl BatchDate {
     }
 }
 
+/// In JSON (the manifest), the same `YYYY-MM-DD` text.
+impl Serialize for BatchDate {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for BatchDate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// How the OpenAPI document describes a date path parameter: the format, and
 /// the supported range as a pattern a schema-driven client can generate from.
 impl utoipa::PartialSchema for BatchDate {

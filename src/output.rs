@@ -40,17 +40,69 @@ impl HashingFile {
         })
     }
 
-    /// Syncs to disk and describes the file for the manifest.
-    pub fn finish(self, path: &Path, name: String, rows: u64) -> Result<Written> {
+    /// Describes the file for the manifest, leaving the sync for later.
+    fn close(self, path: PathBuf, name: String, rows: u64) -> Unsynced {
+        Unsynced {
+            written: Written {
+                name,
+                rows,
+                bytes: self.bytes,
+                sha256: hex::encode(self.hasher.finalize()),
+            },
+            file: self.file,
+            path,
+        }
+    }
+}
+
+/// A file completely written but not yet synced (see [`Syncs`]).
+pub struct Unsynced {
+    written: Written,
+    file: File,
+    path: PathBuf,
+}
+
+impl Unsynced {
+    pub fn written(&self) -> &Written {
+        &self.written
+    }
+
+    pub fn sync(self) -> Result<Written> {
         self.file
             .sync_all()
-            .map_err(Error::io("cannot sync", path))?;
-        Ok(Written {
-            name,
-            rows,
-            bytes: self.bytes,
-            sha256: hex::encode(self.hasher.finalize()),
-        })
+            .map_err(Error::io("cannot sync", &self.path))?;
+        Ok(self.written)
+    }
+}
+
+/// Files being synced in the background: a batch starts each file's sync as
+/// soon as the file is complete, and waits for all of them just before its
+/// commit point, so the disk works while the CPU renders and journals.
+#[derive(Default)]
+pub struct Syncs(Vec<(PathBuf, std::thread::JoinHandle<io::Result<()>>)>);
+
+impl Syncs {
+    /// Starts syncing `file` and returns its description.
+    pub fn start(&mut self, file: Unsynced) -> Written {
+        let Unsynced {
+            written,
+            file,
+            path,
+        } = file;
+        self.0
+            .push((path, std::thread::spawn(move || file.sync_all())));
+        written
+    }
+
+    /// Waits until every file is on disk.
+    pub fn wait(self) -> Result<()> {
+        for (path, handle) in self.0 {
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the syncing thread panicked")))
+                .map_err(Error::io("cannot sync", path))?;
+        }
+        Ok(())
     }
 }
 
@@ -140,19 +192,33 @@ impl Encoder {
         self.chunk.bytes.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.chunk.bytes.is_empty()
+    /// Hands over what is encoded, and starts a new chunk as large as this
+    /// one was, so the next does not grow by copying.
+    pub fn take(&mut self) -> Chunk {
+        let capacity = self.chunk.bytes.len() + self.chunk.bytes.len() / 8;
+        self.take_into(Vec::with_capacity(capacity))
     }
 
-    /// Hands over what is encoded, and starts a new chunk.
-    pub fn take(&mut self) -> Chunk {
-        std::mem::take(&mut self.chunk)
+    /// Hands over what is encoded, and goes on in `buffer` (emptied): a
+    /// buffer a writer is done with, so memory is reused rather than
+    /// allocated and faulted in again.
+    pub fn take_into(&mut self, mut buffer: Vec<u8>) -> Chunk {
+        buffer.clear();
+        std::mem::replace(
+            &mut self.chunk,
+            Chunk {
+                bytes: buffer,
+                rows: 0,
+            },
+        )
     }
 }
 
 /// The value writers both formats share: plain ASCII, no separators.
 mod plain {
     use chrono::{Datelike, NaiveDate};
+
+    pub use crate::numfmt::{fixed, padded, shortest, tenths, uint};
 
     pub fn id(out: &mut Vec<u8>, prefix: &str, number: u64, width: usize) {
         out.extend_from_slice(prefix.as_bytes());
@@ -163,54 +229,6 @@ mod plain {
         id(out, "E", encounter, 10);
         out.extend_from_slice(kind.as_bytes());
         padded(out, u64::from(seq), width);
-    }
-
-    /// `number` zero-padded to at least `width` digits.
-    pub fn padded(out: &mut Vec<u8>, number: u64, width: usize) {
-        let mut buf = itoa::Buffer::new();
-        let digits = buf.format(number).as_bytes();
-        out.resize(out.len() + width.saturating_sub(digits.len()), b'0');
-        out.extend_from_slice(digits);
-    }
-
-    pub fn uint(out: &mut Vec<u8>, value: u64) {
-        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-    }
-
-    pub fn tenths(out: &mut Vec<u8>, tenths: u16) {
-        uint(out, u64::from(tenths / 10));
-        out.push(b'.');
-        out.push(b'0' + (tenths % 10) as u8);
-    }
-
-    /// `value` with exactly `decimals` digits after the point, as
-    /// `format!("{:.*}", decimals, value)` writes a value already rounded to
-    /// that many decimals.
-    pub fn fixed(out: &mut Vec<u8>, value: f64, decimals: usize) {
-        let scale = 10f64.powi(decimals as i32);
-        let scaled = (value * scale).round() as i64;
-        if scaled < 0 {
-            out.push(b'-');
-        }
-        let scaled = scaled.unsigned_abs();
-        let unit = 10u64.pow(decimals as u32);
-        uint(out, scaled / unit);
-        if decimals > 0 {
-            out.push(b'.');
-            padded(out, scaled % unit, decimals);
-        }
-    }
-
-    /// The shortest decimal that is exactly `value`, as `Display` writes it,
-    /// for the short constants of the catalog (up to six decimals).
-    pub fn shortest(out: &mut Vec<u8>, value: f64) {
-        let decimals = (0..=6)
-            .find(|&d| {
-                let scale = 10f64.powi(d);
-                (value * scale).round() / scale == value
-            })
-            .unwrap_or(6) as usize;
-        fixed(out, value, decimals);
     }
 
     pub fn date(out: &mut Vec<u8>, date: NaiveDate) {
@@ -343,8 +361,15 @@ impl Fields for JsonLine<'_> {
     }
     fn text(&mut self, value: &str) {
         let out = self.key();
-        // Writing a str into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, value);
+        if value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            // Writing a str into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, value);
+        } else {
+            // Nothing to escape: the string as it is, quoted.
+            out.push(b'"');
+            out.extend_from_slice(value.as_bytes());
+            out.push(b'"');
+        }
     }
     fn code(&mut self, value: &str) {
         self.quoted(|out| out.extend_from_slice(value.as_bytes()));
@@ -424,13 +449,18 @@ impl TextFile {
     }
 
     pub fn finish(self) -> Result<Written> {
-        self.file.finish(&self.path, self.name, self.rows)
+        self.close().sync()
+    }
+
+    /// Completes the file without syncing it (see [`Syncs`]).
+    pub fn close(self) -> Unsynced {
+        self.file.close(self.path, self.name, self.rows)
     }
 }
 
 /// Writes every row of `rows` to a new file of their dataset in `dir`, in
-/// chunks of about 64 KiB.
-pub fn write_rows<R: Row>(dir: &Path, rows: impl IntoIterator<Item = R>) -> Result<Written> {
+/// chunks of about 64 KiB; the file is synced later (see [`Syncs`]).
+pub fn write_rows<R: Row>(dir: &Path, rows: impl IntoIterator<Item = R>) -> Result<Unsynced> {
     let mut file = TextFile::for_dataset(dir, R::DATASET)?;
     let mut encoder = Encoder::new(R::DATASET);
     for row in rows {
@@ -440,7 +470,7 @@ pub fn write_rows<R: Row>(dir: &Path, rows: impl IntoIterator<Item = R>) -> Resu
         }
     }
     file.write(&encoder.take())?;
-    file.finish()
+    Ok(file.close())
 }
 
 /// How much is encoded before it is written.
@@ -499,10 +529,12 @@ impl Timestamps {
             let date = DateTime::from_timestamp(day * 86_400, 0)
                 .map(|t| t.date_naive())
                 .unwrap_or_default();
-            let mut prefix = [0u8; 11];
-            let text = format!("{}T", date.format("%Y-%m-%d"));
-            prefix.copy_from_slice(&text.as_bytes()[..11]);
-            self.buf[..11].copy_from_slice(&prefix);
+            // Rows of one chunk alternate between days, so this runs often:
+            // digits by hand, not through chrono's formatter.
+            let mut prefix = Vec::with_capacity(11);
+            plain::date(&mut prefix, date);
+            prefix.push(b'T');
+            self.buf[..11].copy_from_slice(&prefix[..11]);
             self.buf[13] = b':';
             self.buf[16] = b':';
             self.buf[19] = b'Z';

@@ -213,7 +213,7 @@ pub fn validate_batch(dir: &Path) -> Result<Summary, Vec<Problem>> {
                 &mut c,
                 dir,
                 d,
-                &manifest.date,
+                &manifest.date.to_string(),
                 &mut patients,
                 &mut encounters,
             )

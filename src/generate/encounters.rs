@@ -1,17 +1,18 @@
 //! Encounters: the day's plan of who comes in, for which scenario, when, for
 //! how long and how they leave.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use chrono::{Duration, NaiveDateTime, NaiveTime};
+use rand::distr::weighted::WeightedIndex;
 use rand::{Rng, RngExt};
 use rand_distr::LogNormal;
 
 use super::patients::Patient;
 use crate::config::{Config, DurationModel, Scenario};
 use crate::error::Error;
-use crate::model::{BatchDate, Disposition, EncounterType};
+use crate::model::{BatchDate, Disposition, EncounterType, Sex};
 
 /// One planned encounter. `patient` and `scenario` index into the day's patient
 /// table and the config's scenarios.
@@ -55,6 +56,7 @@ pub fn plan<R: Rng + ?Sized>(
     if count > 0 && pools.returning.is_empty() && pools.new.is_empty() {
         return Err(Error::NoPatients { date, count });
     }
+    let weighted = |weights: &[f64]| WeightedIndex::new(weights.iter().copied()).ok();
     let mut planner = Planner {
         rng,
         config,
@@ -62,6 +64,13 @@ pub fn plan<R: Rng + ?Sized>(
         pools,
         seen_returning: HashSet::new(),
         next_new: pools.new.start,
+        scenarios: HashMap::new(),
+        hours: [weighted(&EMERGENCY_HOURS), weighted(&INPATIENT_HOURS)],
+        dispositions: config
+            .scenarios
+            .iter()
+            .map(|s| WeightedIndex::new(s.dispositions.values().copied()).ok())
+            .collect(),
     };
     let mut encounters = Vec::with_capacity(count as usize);
     for ordinal in 0..count {
@@ -81,6 +90,14 @@ struct Planner<'a, 'p, R: ?Sized> {
     pools: &'a Pools<'p>,
     seen_returning: HashSet<usize>,
     next_new: usize,
+    // The weighted choices, built once per day rather than per encounter
+    // (sampling a cached distribution draws exactly as a new one would).
+    /// Scenario weights by the patient's (age, sex, returning).
+    scenarios: HashMap<(u32, Sex, bool), Option<WeightedIndex<f64>>>,
+    /// Arrival hours: emergency, inpatient.
+    hours: [Option<WeightedIndex<f64>>; 2],
+    /// Dispositions, per scenario.
+    dispositions: Vec<Option<WeightedIndex<f64>>>,
 }
 
 impl<R: Rng + ?Sized> Planner<'_, '_, R> {
@@ -134,24 +151,32 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
     fn pick_scenario(&mut self, patient: usize, returning: bool) -> Option<usize> {
         let p = &self.pools.patients[patient];
         let age = p.age_on(self.date.date());
-        let weekend = self.date.is_weekend();
-        let weights = |ignore_weekend: bool| {
-            self.config.scenarios.iter().map(move |s| {
-                if !s.eligible.admits(age, p.sex) {
-                    return 0.0;
-                }
-                let mut w = s.weight;
-                if weekend && !ignore_weekend {
-                    w *= s.weekend_factor;
-                }
-                if returning {
-                    w *= s.returning_affinity;
-                }
-                w
-            })
-        };
-        super::pick_weighted(self.rng, weights(false))
-            .or_else(|| super::pick_weighted(self.rng, weights(true)))
+        let (sex, weekend, config) = (p.sex, self.date.is_weekend(), self.config);
+        let index = self
+            .scenarios
+            .entry((age, sex, returning))
+            .or_insert_with(|| {
+                let weights = |ignore_weekend: bool| {
+                    config.scenarios.iter().map(move |s| {
+                        if !s.eligible.admits(age, sex) {
+                            return 0.0;
+                        }
+                        let mut w = s.weight;
+                        if weekend && !ignore_weekend {
+                            w *= s.weekend_factor;
+                        }
+                        if returning {
+                            w *= s.returning_affinity;
+                        }
+                        w
+                    })
+                };
+                // Off-weekend weights when no scenario is open at weekends.
+                WeightedIndex::new(weights(false))
+                    .or_else(|_| WeightedIndex::new(weights(true)))
+                    .ok()
+            });
+        index.as_ref().map(|index| self.rng.sample(index))
     }
 
     fn shape(
@@ -162,9 +187,15 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
         scenario: usize,
     ) -> Encounter {
         let s: &Scenario = &self.config.scenarios[scenario];
-        let admit = admit_time(self.rng, self.date, s.encounter_type);
+        let hours = match s.encounter_type {
+            EncounterType::Inpatient => self.hours[1].as_ref(),
+            _ => self.hours[0].as_ref(),
+        };
+        let admit = admit_time(self.rng, self.date, s.encounter_type, hours);
         let minutes = duration_minutes(self.rng, &s.duration);
-        let disposition = super::pick_weighted(self.rng, s.dispositions.values().copied())
+        let disposition = self.dispositions[scenario]
+            .as_ref()
+            .map(|index| self.rng.sample(index))
             .and_then(|k| s.dispositions.keys().nth(k).copied())
             .unwrap_or(Disposition::Home);
         // Sicker patients are the ones admitted, transferred or who die.
@@ -201,7 +232,12 @@ const INPATIENT_HOURS: [f64; 24] = [
     4.5, 4.0, 3.2, 2.5, 2.0,
 ];
 
-fn admit_time<R: Rng + ?Sized>(rng: &mut R, date: BatchDate, kind: EncounterType) -> NaiveDateTime {
+fn admit_time<R: Rng + ?Sized>(
+    rng: &mut R,
+    date: BatchDate,
+    kind: EncounterType,
+    hours: Option<&WeightedIndex<f64>>,
+) -> NaiveDateTime {
     let minute_of_day = match kind {
         // Booked 15-minute slots, weekday clinics 08:00-17:00 and weekend
         // clinics 09:00-13:00, with patients checking in up to 10 minutes late.
@@ -214,12 +250,7 @@ fn admit_time<R: Rng + ?Sized>(rng: &mut R, date: BatchDate, kind: EncounterType
             open + 15 * rng.random_range(0..slots as u32) + rng.random_range(0..=10u32)
         }
         EncounterType::Emergency | EncounterType::Inpatient => {
-            let hours = if kind == EncounterType::Emergency {
-                &EMERGENCY_HOURS
-            } else {
-                &INPATIENT_HOURS
-            };
-            let hour = super::pick_weighted(rng, hours.iter().copied()).unwrap_or(12) as u32;
+            let hour = hours.map_or(12, |index| rng.sample(index)) as u32;
             hour * 60 + rng.random_range(0..60u32)
         }
     };

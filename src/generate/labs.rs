@@ -8,8 +8,6 @@
 //! and keeps its internal arithmetic: chloride follows sodium, bicarbonate and
 //! the anion gap (which widens with lactate), BUN follows creatinine.
 
-use std::collections::BTreeMap;
-
 use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
 
@@ -29,9 +27,10 @@ pub fn results(
     (encounter, patient): (u64, u64),
 ) -> Vec<LabRow> {
     let labs = &scenario.labs;
-    // The patient's own baselines, drawn once for the encounter.
-    let mut baseline: BTreeMap<&str, f64> = BTreeMap::new();
-    for t in CATALOG {
+    // The patient's own baselines, drawn once for the encounter, in catalog
+    // order (an array: this runs for every encounter).
+    let mut baseline = [0.0; CATALOG.len()];
+    for (slot, t) in baseline.iter_mut().zip(CATALOG) {
         let mean = match t.key {
             "hemoglobin" => match sex {
                 Sex::Female => 13.6,
@@ -40,7 +39,7 @@ pub fn results(
             },
             _ => t.baseline.0,
         };
-        baseline.insert(t.key, mean + t.baseline.1 * normal(&mut rng));
+        *slot = mean + t.baseline.1 * normal(&mut rng);
     }
     let bun_ratio = 14.0 + 2.0 * normal(&mut rng);
     let anion_gap = 10.0 + 1.0 * normal(&mut rng);
@@ -80,7 +79,11 @@ pub fn results(
             } else {
                 factor
             };
-            baseline[key] + course.severity * deviation(key, escalated) * shape
+            let own = CATALOG
+                .iter()
+                .position(|t| t.key == key)
+                .map_or(0.0, |i| baseline[i]);
+            own + course.severity * deviation(key, escalated) * shape
         };
         let lactate = truth("lactate");
         for key in panel.tests {

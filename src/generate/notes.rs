@@ -15,6 +15,7 @@ use super::course::Course;
 use super::vitals::news2;
 use crate::config::Scenario;
 use crate::model::{AuthorRole, Disposition, EncounterType, NoteType, Sex};
+use crate::numfmt;
 use crate::rows::{LabRow, NoteRow, VitalRow};
 
 /// What the notes of one encounter are written from.
@@ -118,33 +119,54 @@ fn sex_word(sex: Sex) -> &'static str {
 
 /// "HR 118, BP 92/51, RR 26, T 38.9 C, SpO2 91%", leaving out what was not measured.
 pub fn vitals_phrase(v: &VitalRow) -> String {
-    let mut parts = Vec::new();
+    /// Starts the next part of the phrase.
+    fn part<'a>(out: &'a mut String, label: &str) -> &'a mut String {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(label);
+        out
+    }
+    let mut out = String::with_capacity(48);
     if let Some(hr) = v.heart_rate {
-        parts.push(format!("HR {hr}"));
+        numfmt::uint(part(&mut out, "HR "), u64::from(hr));
     }
     if let (Some(s), Some(d)) = (v.systolic_bp, v.diastolic_bp) {
-        parts.push(format!("BP {s}/{d}"));
+        let out = part(&mut out, "BP ");
+        numfmt::uint(out, u64::from(s));
+        out.push('/');
+        numfmt::uint(out, u64::from(d));
     }
     if let Some(rr) = v.respiratory_rate {
-        parts.push(format!("RR {rr}"));
+        numfmt::uint(part(&mut out, "RR "), u64::from(rr));
     }
     if let Some(t) = v.temperature_dc {
-        parts.push(format!("T {}.{} C", t / 10, t % 10));
+        let out = part(&mut out, "T ");
+        numfmt::tenths(out, t);
+        out.push_str(" C");
     }
     if let Some(s) = v.spo2 {
-        parts.push(format!("SpO2 {s}%"));
+        let out = part(&mut out, "SpO2 ");
+        numfmt::uint(out, u64::from(s));
+        out.push('%');
     }
-    parts.join(", ")
+    out
 }
 
 /// "Lactate 4.2 mmol/L (HH)"; the flag only when abnormal.
 pub fn lab_phrase(r: &LabRow) -> String {
-    let value = format!("{:.*}", r.test.decimals, r.value);
-    if r.flag == "N" {
-        format!("{} {value} {}", r.test.name, r.test.unit)
-    } else {
-        format!("{} {value} {} ({})", r.test.name, r.test.unit, r.flag)
+    let mut out = String::with_capacity(40);
+    out.push_str(r.test.name);
+    out.push(' ');
+    numfmt::fixed(&mut out, r.value, r.test.decimals);
+    out.push(' ');
+    out.push_str(r.test.unit);
+    if r.flag != "N" {
+        out.push_str(" (");
+        out.push_str(r.flag);
+        out.push(')');
     }
+    out
 }
 
 fn news2_of(v: &VitalRow) -> u32 {
@@ -205,10 +227,25 @@ fn disposition_text(d: Disposition) -> &'static str {
     }
 }
 
+/// `2026-02-08 14:05 UTC`.
 fn date_time(at: i64) -> String {
-    DateTime::from_timestamp(at, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default()
+    use chrono::{Datelike, Timelike};
+    let Some(t) = DateTime::from_timestamp(at, 0) else {
+        return String::new();
+    };
+    let mut out = String::with_capacity(20);
+    numfmt::padded(&mut out, u64::try_from(t.year()).unwrap_or(0), 4);
+    for (separator, value) in [
+        ('-', t.month()),
+        ('-', t.day()),
+        (' ', t.hour()),
+        (':', t.minute()),
+    ] {
+        out.push(separator);
+        numfmt::padded(&mut out, u64::from(value), 2);
+    }
+    out.push_str(" UTC");
+    out
 }
 
 fn clinic_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {

@@ -17,7 +17,7 @@ use crate::generate::patients::{self, Patient};
 use crate::generate::{DaySeed, Stream, normal};
 use crate::manifest::{FileEntry, Generator, IdRanges, MANIFEST_FILE, Manifest};
 use crate::model::{self, BatchDate, Mode};
-use crate::output::{Written, write_atomic, write_rows};
+use crate::output::{Syncs, Unsynced, Written, write_atomic, write_rows};
 use crate::rows::{EncounterRow, PatientRow};
 use crate::state::State;
 
@@ -54,9 +54,10 @@ pub fn day_volumes<R: Rng + ?Sized>(
 }
 
 /// Generates `date`'s batch into `staging` and advances `state` (patients
-/// added or moved, encounter counter); returns the manifest written.
-/// `on_file` is called with each staged file's path as soon as it is complete
-/// (synced), in contract order, the manifest last.
+/// added or moved, encounter counter); returns the manifest written and the
+/// data files' syncs, still under way, for the commit to wait on. `on_file`
+/// is called with each staged file's path as soon as it is written, in
+/// contract order, the manifest last.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     config: &Config,
@@ -67,7 +68,7 @@ pub fn build(
     state: &mut State,
     staging: &Path,
     on_file: &mut dyn FnMut(&Path),
-) -> Result<Manifest> {
+) -> Result<(Manifest, Syncs)> {
     let seed = DaySeed::new(config.seed, mode, date);
     let volumes = day_volumes(
         &mut seed.rng(Stream::Volumes),
@@ -120,39 +121,47 @@ pub fn build(
         .chain(plan.iter().map(|e| e.patient))
         .collect();
 
-    // Each file is announced as soon as it is complete, in contract order.
-    let mut written = Vec::with_capacity(Dataset::ALL.len());
-    let mut announce = |file: Written| {
-        on_file(&staging.join(&file.name));
-        log_written(&file);
-        written.push(file);
+    // Each file is announced as soon as it is written, in contract order.
+    // Syncing starts once all are written (syncing one file while writing
+    // the next slows the writes down on ext4), and the commit waits for it.
+    let mut files: Vec<Unsynced> = Vec::with_capacity(Dataset::ALL.len());
+    let mut announce = |file: Unsynced| {
+        on_file(&staging.join(&file.written().name));
+        log_written(file.written());
+        files.push(file);
     };
     let snapshot_date = date.date();
-    announce(write_rows(
-        staging,
-        snapshot.iter().map(|&i| PatientRow {
-            patient: &state.patients[i],
-            snapshot_date,
-        }),
-    )?);
-    announce(write_rows(
-        staging,
-        plan.iter()
-            .map(|e| encounter_row(config, &state.patients, e)),
-    )?);
+    let master = &state.patients;
     // Vitals, labs and notes are written in one pass, encounter by encounter,
     // so each encounter's story is generated once; chunks of encounters are
-    // rendered on `threads` workers and written in plan order.
+    // rendered on `threads` workers and written in plan order. The patients
+    // and encounters files are written while the workers start.
     let inputs = clinical::Inputs {
         config,
         seed: &seed,
         date,
-        patients: &state.patients,
+        patients: master,
         plan: &plan,
     };
-    for file in clinical::write(staging, &inputs, threads)? {
+    let clinical = clinical::write(staging, &inputs, threads, &mut || {
+        announce(write_rows(
+            staging,
+            snapshot.iter().map(|&i| PatientRow {
+                patient: &master[i],
+                snapshot_date,
+            }),
+        )?);
+        announce(write_rows(
+            staging,
+            plan.iter().map(|e| encounter_row(config, master, e)),
+        )?);
+        Ok(())
+    })?;
+    for file in clinical {
         announce(file);
     }
+    let mut syncs = Syncs::default();
+    let written: Vec<Written> = files.into_iter().map(|f| syncs.start(f)).collect();
 
     let ids = IdRanges {
         new_patients: (volumes.new_patients > 0).then(|| {
@@ -172,8 +181,8 @@ pub fn build(
         state.encounter_counter = last.number;
     }
     let manifest = Manifest {
-        date: date.to_string(),
-        mode: mode.to_string(),
+        date,
+        mode,
         generator: Generator {
             name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -189,7 +198,7 @@ pub fn build(
     };
     write_atomic(&staging.join(MANIFEST_FILE), &manifest.to_bytes())?;
     on_file(&staging.join(MANIFEST_FILE));
-    Ok(manifest)
+    Ok((manifest, syncs))
 }
 
 fn log_written(written: &Written) {

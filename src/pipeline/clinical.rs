@@ -24,7 +24,7 @@ use crate::generate::notes::{self, Chart};
 use crate::generate::vitals::Series;
 use crate::generate::{DaySeed, Stream, labs};
 use crate::model::BatchDate;
-use crate::output::{Chunk, Encoder, TextFile, Written};
+use crate::output::{Chunk, Encoder, TextFile, Unsynced};
 use crate::rows::{Patient, VitalRow};
 
 /// The files this pass writes, in contract order.
@@ -32,10 +32,12 @@ pub const DATASETS: [Dataset; 3] = [Dataset::Vitals, Dataset::Labs, Dataset::Not
 
 /// Encounters per chunk: big enough to amortize a hand-over, small enough
 /// that chunks in flight stay a few MB.
-const ENCOUNTERS_PER_CHUNK: usize = 512;
+const ENCOUNTERS_PER_CHUNK: usize = 256;
 
-/// How many chunks a worker may render beyond the last one written.
-const AHEAD: usize = 2;
+/// How many chunks a worker may render beyond the last one written: enough
+/// to keep the workers busy while the calling thread writes the day's
+/// patients and encounters first.
+const AHEAD: usize = 8;
 
 /// What the pass reads.
 pub struct Inputs<'a> {
@@ -50,13 +52,22 @@ pub struct Inputs<'a> {
 type Rendered = [Chunk; 3];
 
 /// Writes the three files into `dir` using `threads` threads (1: all on the
-/// calling thread) and returns them in contract order.
-pub fn write(dir: &Path, inputs: &Inputs<'_>, threads: usize) -> Result<Vec<Written>> {
+/// calling thread) and returns them in contract order, not yet synced.
+/// `first` runs on the calling thread once the workers have started, before
+/// any chunk is written: the batch writes its earlier files there, so that
+/// work overlaps the rendering.
+pub fn write(
+    dir: &Path,
+    inputs: &Inputs<'_>,
+    threads: usize,
+    first: &mut dyn FnMut() -> Result<()>,
+) -> Result<Vec<Unsynced>> {
     let mut files = Vec::with_capacity(DATASETS.len());
     for dataset in DATASETS {
         files.push(TextFile::for_dataset(dir, dataset)?);
     }
     let chunks: Vec<&[Encounter]> = inputs.plan.chunks(ENCOUNTERS_PER_CHUNK).collect();
+    let buffers = Buffers::default();
     let mut write = |index: usize, rendered: Rendered| -> Result<()> {
         if index == chunks.len() / 2 && crashpoint::armed() {
             crashpoint::reached("vitals");
@@ -65,25 +76,29 @@ pub fn write(dir: &Path, inputs: &Inputs<'_>, threads: usize) -> Result<Vec<Writ
         for (file, chunk) in files.iter_mut().zip(&rendered) {
             file.write(chunk)?;
         }
+        buffers.give_back(rendered);
         Ok(())
     };
 
     if threads <= 1 || chunks.len() <= 1 {
-        let mut renderer = Renderer::new(inputs);
+        first()?;
+        let mut renderer = Renderer::new(inputs, &buffers);
         for (index, encounters) in chunks.iter().enumerate() {
             write(index, renderer.render(encounters))?;
         }
     } else {
-        in_parallel(inputs, &chunks, threads, &mut write)?;
+        in_parallel(inputs, &buffers, &chunks, threads, first, &mut write)?;
     }
-    finish(files, threads)
+    Ok(files.into_iter().map(TextFile::close).collect())
 }
 
 /// Renders `chunks` on `threads` workers and hands them to `write` in order.
 fn in_parallel(
     inputs: &Inputs<'_>,
+    buffers: &Buffers,
     chunks: &[&[Encounter]],
     threads: usize,
+    first: &mut dyn FnMut() -> Result<()>,
     write: &mut dyn FnMut(usize, Rendered) -> Result<()>,
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
@@ -93,7 +108,7 @@ fn in_parallel(
         for _ in 0..threads {
             let (next, window, sender) = (&next, &window, sender.clone());
             scope.spawn(move || {
-                let mut renderer = Renderer::new(inputs);
+                let mut renderer = Renderer::new(inputs, buffers);
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     if index >= chunks.len() || !window.wait_for(index) {
@@ -109,6 +124,10 @@ fn in_parallel(
             });
         }
         drop(sender);
+        if let Err(e) = first() {
+            window.close();
+            return Err(e);
+        }
         // Chunks arrive in any order; they are written in plan order.
         let mut waiting = BTreeMap::new();
         let mut expected = 0;
@@ -174,43 +193,39 @@ impl Window {
     }
 }
 
-/// Syncs and describes the files; with more than one thread, the three
-/// fsyncs run side by side.
-fn finish(files: Vec<TextFile>, threads: usize) -> Result<Vec<Written>> {
-    if threads <= 1 {
-        return files.into_iter().map(TextFile::finish).collect();
+/// Buffers the writer is done with, for the renderers to fill again.
+#[derive(Default)]
+struct Buffers(Mutex<Vec<Vec<u8>>>);
+
+impl Buffers {
+    fn get(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_default()
     }
-    std::thread::scope(|scope| {
-        let syncing: Vec<_> = files
-            .into_iter()
-            .map(|file| scope.spawn(move || file.finish()))
-            .collect();
-        syncing
-            .into_iter()
-            .map(|handle| {
-                handle.join().unwrap_or_else(|_| {
-                    Err(Error::Io {
-                        what: "cannot sync",
-                        path: Default::default(),
-                        source: std::io::Error::other("the syncing thread panicked"),
-                    })
-                })
-            })
-            .collect()
-    })
+
+    fn give_back(&self, rendered: Rendered) {
+        if let Ok(mut free) = self.0.lock() {
+            free.extend(rendered.into_iter().map(|chunk| chunk.bytes));
+        }
+    }
 }
 
 /// Generates and encodes encounters' rows, reusing its buffers.
 struct Renderer<'a> {
     inputs: &'a Inputs<'a>,
+    buffers: &'a Buffers,
     vitals: Vec<VitalRow>,
     encoders: [Encoder; 3],
 }
 
 impl<'a> Renderer<'a> {
-    fn new(inputs: &'a Inputs<'a>) -> Renderer<'a> {
+    fn new(inputs: &'a Inputs<'a>, buffers: &'a Buffers) -> Renderer<'a> {
         Renderer {
             inputs,
+            buffers,
             vitals: Vec::new(),
             encoders: DATASETS.map(Encoder::new),
         }
@@ -268,6 +283,9 @@ impl<'a> Renderer<'a> {
                 notes_out.row(&row);
             }
         }
-        self.encoders.each_mut().map(Encoder::take)
+        let buffers = self.buffers;
+        self.encoders
+            .each_mut()
+            .map(|encoder| encoder.take_into(buffers.get()))
     }
 }

@@ -99,7 +99,7 @@ impl Engine {
 
         let mut state = store.load()?;
         let staging = store.begin(date)?;
-        let manifest = match batch::build(
+        let (manifest, syncs) = match batch::build(
             &self.config,
             mode,
             date,
@@ -109,7 +109,7 @@ impl Engine {
             &staging,
             on_file,
         ) {
-            Ok(manifest) => manifest,
+            Ok(built) => built,
             Err(e) => {
                 store.abort(date);
                 return Err(e);
@@ -121,7 +121,7 @@ impl Engine {
             encounter_counter: state.encounter_counter,
             manifest_sha256: hex::encode(Sha256::digest(manifest.to_bytes())),
         });
-        store.commit(date, &state)?;
+        store.commit(date, &state, syncs)?;
         tracing::info!(
             %mode,
             %date,

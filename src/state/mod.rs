@@ -8,7 +8,8 @@
 //!
 //! Commit protocol, under the mode's lock:
 //! 1. the batch is written to `<data_dir>/.staging/<mode>/<date>/` and the new
-//!    state files to `<state>/.txn/`, all synced;
+//!    state files to `<state>/.txn/`, all synced (the batch files sync in the
+//!    background while the state is journaled);
 //! 2. `.txn/COMMIT` (naming the date) is written atomically: the commit point;
 //! 3. the staged batch is renamed to `<data_dir>/<mode>/<date>/` and each state
 //!    file renamed over its old version;
@@ -47,7 +48,7 @@ use crate::generate::patients::Patient;
 use crate::layout::Layout;
 use crate::manifest::MANIFEST_FILE;
 use crate::model::{BatchDate, Mode};
-use crate::output::{sync_dir, write_atomic};
+use crate::output::{Syncs, sync_dir, write_atomic};
 
 pub const MASTER_FILE: &str = "patients_master.csv";
 pub const COUNTER_FILE: &str = "encounter_id_counter.txt";
@@ -226,16 +227,18 @@ impl StateStore {
     }
 
     /// Commits the staged batch of `date` together with `state`.
-    pub fn commit(&self, date: BatchDate, state: &State) -> Result<()> {
+    /// `staged` are the batch files' syncs, still under way: the new state
+    /// is journaled meanwhile, and the commit point waits for both.
+    pub fn commit(&self, date: BatchDate, state: &State, staged: Syncs) -> Result<()> {
         let staging = self.layout.staging_dir(self.mode, date);
-        sync_dir(&staging)?;
-        crashpoint::reached("staged");
-
         let txn = self.txn();
-        if let Err(e) = self.prepare_txn(&txn, state) {
+        let journaled = self.prepare_txn(&txn, state);
+        let synced = staged.wait().and_then(|()| sync_dir(&staging));
+        if let Err(e) = journaled.and(synced) {
             self.abort(date);
             return Err(e);
         }
+        crashpoint::reached("staged");
         crashpoint::reached("journaled");
         if let Err(e) = write_atomic(&txn.join(COMMIT_MARKER), format!("{date}\n").as_bytes()) {
             self.abort(date);

@@ -215,7 +215,7 @@ fn verified(layout: &Layout, mode: Mode, date: BatchDate) -> Result<Batch> {
     let bytes = std::fs::read(dir.join(MANIFEST_FILE))
         .map_err(|e| refuse(MANIFEST_FILE, format!("cannot be read ({e})")))?;
     let manifest = Manifest::parse(&bytes, &dir.join(MANIFEST_FILE))?;
-    if manifest.date != date.to_string() || manifest.mode != mode.to_string() {
+    if manifest.date != date || manifest.mode != mode {
         return Err(refuse(
             MANIFEST_FILE,
             format!(

@@ -535,3 +535,25 @@ fn returning_patients_decades_later_are_never_impossibly_old() {
     ]);
     assert!(err.contains("there are no patients to see"), "{err}");
 }
+
+/// The files are the same whatever the number of threads that render them.
+#[test]
+fn any_thread_count_gives_the_same_bytes() {
+    let digests: Vec<_> = ["1", "2", "8"]
+        .iter()
+        .map(|threads| {
+            let sb = Sandbox::new();
+            // Enough encounters for many chunks of uneven sizes.
+            sb.generate(
+                "raw",
+                "2026-02-09",
+                &["--encounters", "5300", "--threads", threads],
+            );
+            sb.generate("sample", "2026-02-09", &["--threads", threads]);
+            sb.digests()
+        })
+        .collect();
+    assert!(digests[0].len() > 10);
+    assert_eq!(digests[0], digests[1], "1 and 2 threads differ");
+    assert_eq!(digests[0], digests[2], "1 and 8 threads differ");
+}
