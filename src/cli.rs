@@ -11,7 +11,7 @@ use crate::config::{CliOverrides, Config, ConfigSources};
 use crate::error::Error;
 use crate::model::{BatchDate, Mode, ParseError};
 use crate::pipeline::{Engine, Outcome, Overrides};
-use crate::validate::validate_batch;
+use crate::validate::{validate_batch, validate_feed};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,8 +63,12 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Check a batch directory against the schemas, its manifest and itself
     Validate {
-        /// A batch directory, e.g. data/sample/2026-02-08
+        /// A batch directory, e.g. data/sample/2026-02-08; with --feed, a
+        /// mode's folder, e.g. data/sample
         dir: PathBuf,
+        /// Check every batch of the folder, in date order, as one feed
+        #[arg(long)]
+        feed: bool,
     },
     /// Run the HTTP service until SIGTERM or SIGINT
     Serve {
@@ -117,6 +121,10 @@ pub struct GenerateArgs {
     /// Encounters admitted per date, exactly (overrides the configured volume)
     #[arg(long, value_name = "N")]
     pub encounters: Option<u32>,
+    /// Generate the days missing between the mode's last batch and the date
+    /// first, in order (a mode's days run forward one at a time)
+    #[arg(long)]
+    pub catch_up: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -215,7 +223,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             generate(&engine, &args)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { dir } => Ok(validate(&dir)),
+        Command::Validate { dir, feed } => Ok(validate(&dir, feed)),
         Command::Serve { bind } => {
             let mut config = load_config(&cli.global)?;
             if let Some(bind) = bind {
@@ -244,13 +252,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                     let mode = Mode::from(mode);
                     let rebuilt = engine.rebuild_state(mode)?;
                     println!(
-                        "rebuilt {} from {} committed batch{}: {} patients ({} kept from the old master), encounter counter {}",
+                        "rebuilt {} by replaying {} day{} ({} missing batch{} generated again): {} patients, encounter counter {}, {} encounters carried over",
                         engine.layout().state_dir(mode).display(),
                         rebuilt.batches,
-                        if rebuilt.batches == 1 { "" } else { "es" },
+                        if rebuilt.batches == 1 { "" } else { "s" },
+                        rebuilt.restored,
+                        if rebuilt.restored == 1 { "" } else { "es" },
                         rebuilt.patients,
-                        rebuilt.salvaged_patients,
-                        rebuilt.encounter_counter
+                        rebuilt.encounter_counter,
+                        rebuilt.census
                     );
                 }
             }
@@ -298,6 +308,7 @@ fn generate(engine: &Engine, args: &GenerateArgs) -> Result<(), Error> {
     let overrides = Overrides {
         new_patients: args.new_patients,
         encounters: args.encounters,
+        catch_up: args.catch_up.then_some(u32::MAX),
     };
     let dates = match (args.date, args.from, args.to) {
         (Some(date), _, _) => vec![date],
@@ -321,7 +332,13 @@ fn generate(engine: &Engine, args: &GenerateArgs) -> Result<(), Error> {
             bar.set_message(date.to_string());
         }
         let outcome = engine.generate(mode, *date, &overrides)?;
-        let line = describe(&outcome);
+        let line = outcome
+            .caught_up
+            .iter()
+            .chain(std::iter::once(&outcome))
+            .map(describe)
+            .collect::<Vec<_>>()
+            .join("\n");
         match &progress {
             Some(bar) => {
                 bar.suspend(|| println!("{line}"));
@@ -382,16 +399,33 @@ fn describe(outcome: &Outcome) -> String {
     }
 }
 
-fn validate(dir: &std::path::Path) -> ExitCode {
-    match validate_batch(dir) {
-        Ok(summary) => {
+fn validate(dir: &std::path::Path, feed: bool) -> ExitCode {
+    let checked = if feed {
+        validate_feed(dir).map(|batches| {
+            let rows: u64 = batches
+                .iter()
+                .flat_map(|b| b.manifest.files.iter().map(|f| f.rows))
+                .sum();
+            format!(
+                "valid feed {}: {} batches, {rows} rows",
+                dir.display(),
+                batches.len()
+            )
+        })
+    } else {
+        validate_batch(dir).map(|summary| {
             let files: Vec<String> = summary
                 .manifest
                 .files
                 .iter()
                 .map(|f| format!("{} {} rows", f.name, f.rows))
                 .collect();
-            println!("valid {}: {}", dir.display(), files.join(", "));
+            format!("valid {}: {}", dir.display(), files.join(", "))
+        })
+    };
+    match checked {
+        Ok(line) => {
+            println!("{line}");
             ExitCode::SUCCESS
         }
         Err(problems) => {
@@ -399,7 +433,8 @@ fn validate(dir: &std::path::Path) -> ExitCode {
                 eprintln!("datagen: invalid: {}: {p}", dir.display());
             }
             eprintln!(
-                "datagen: error: batch {} failed validation ({} problem{}{})",
+                "datagen: error: {} {} failed validation ({} problem{}{})",
+                if feed { "feed" } else { "batch" },
                 dir.display(),
                 problems.len(),
                 if problems.len() == 1 { "" } else { "s" },

@@ -81,6 +81,8 @@ pub struct ServerConfig {
     pub concurrency_limit: usize,
     /// Connections open at once; past that, new ones wait to be accepted.
     pub max_connections: usize,
+    /// Missing days one `?catch_up=true` request may generate first.
+    pub max_catch_up_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,6 +151,11 @@ pub struct Scenario {
     pub eligible: Eligibility,
     pub duration: DurationModel,
     pub dispositions: BTreeMap<Disposition, f64>,
+    /// For emergency scenarios: the inpatient scenarios (by name, weighted)
+    /// that a visit ending `admitted` continues as, e.g. chest pain to a
+    /// cardiac admission.
+    #[serde(default)]
+    pub admits_to: BTreeMap<String, f64>,
     pub vitals: VitalsProfile,
     #[serde(default)]
     pub labs: LabsProfile,
@@ -589,6 +596,34 @@ impl Config {
             }
         }
 
+        for (i, s) in self.scenarios.iter().enumerate() {
+            let key = format!("scenarios[{i}].admits_to");
+            let admits = s
+                .dispositions
+                .get(&Disposition::Admitted)
+                .is_some_and(|w| *w > 0.0);
+            if admits && s.encounter_type != EncounterType::Emergency {
+                return Err(format!(
+                    "scenarios[{i}].dispositions.admitted: only emergency scenarios admit (this one is {})",
+                    s.encounter_type.as_str()
+                ));
+            }
+            if admits && s.admits_to.is_empty() {
+                return Err(format!(
+                    "{key}: {} can end `admitted`, so it must name the inpatient scenarios it admits to",
+                    s.name
+                ));
+            }
+            for (name, weight) in &s.admits_to {
+                positive(&format!("{key}.{name}"), *weight)?;
+                let target = self.scenarios.iter().find(|t| &t.name == name);
+                if target.is_none_or(|t| t.encounter_type != EncounterType::Inpatient) {
+                    return Err(format!(
+                        "{key}.{name}: not an inpatient scenario of this config"
+                    ));
+                }
+            }
+        }
         for (i, s) in self.scenarios.iter().enumerate() {
             let key = format!("scenarios[{i}].labs");
             for (j, order) in s.labs.orders.iter().enumerate() {

@@ -3,9 +3,11 @@
 //! `datagen: crashpoint <name>` to stderr and sleeps until the process is
 //! killed (the tests send SIGKILL). Unset, a check is one cached lookup.
 //!
-//! Points, in run order: `vitals` (vitals.csv half written), `staged`,
-//! `journaled` (new state in `.txn/`), `committed` (COMMIT marker written),
-//! `published` (batch renamed into place, state not yet), `applied`.
+//! Points, in run order: `vitals` (vitals.csv half written), `staged` and
+//! `journaled` (the batch synced and the new state, census included, in
+//! `.txn/`: one moment, since the two are written side by side), `committed`
+//! (COMMIT marker written), `published` (batch renamed into place, state not
+//! yet), `applied`.
 //!
 //! `DATAGEN_CRASHPOINT=fail:<name>` makes the points that can fail
 //! ([`failure`]: `vitals`) fail instead, as a full disk would, so the tests

@@ -40,6 +40,27 @@ pub enum Error {
     #[error("the {mode} state and its committed batches disagree: {problem}. Nothing was written. {}", way_out(Some(*mode)))]
     StateMismatch { mode: Mode, problem: String },
 
+    /// A date that is not the next one of its mode.
+    #[error("{}", date_order(*mode, *asked, *last, *next))]
+    DateOrder {
+        mode: Mode,
+        asked: BatchDate,
+        last: BatchDate,
+        next: Option<BatchDate>,
+    },
+
+    /// A catch-up longer than the caller may ask for.
+    #[error(
+        "catching up to {asked} means generating {days} {mode} batches first, from {next}; at most {limit} may be caught up in one request (server.max_catch_up_days). Catch up in steps, or generate the range with the CLI (datagen generate --from {next} --to {asked})"
+    )]
+    CatchUpTooFar {
+        mode: Mode,
+        asked: BatchDate,
+        next: BatchDate,
+        days: u64,
+        limit: u32,
+    },
+
     /// A committed date asked for again with volumes other than its own.
     #[error(
         "the {mode} batch for {date} is already committed with {committed}; this run asked for {asked}. Nothing was changed: a committed batch is never regenerated (ask without volumes to get it as it is)"
@@ -89,6 +110,23 @@ fn way_out(mode: Option<Mode>) -> String {
     format!(
         "To recover, run `datagen state rebuild --mode {mode}`: it rebuilds the state from the committed batches, verifying every file and never reusing an ID. To start the mode over instead, move both its data and state folders away"
     )
+}
+
+fn date_order(mode: Mode, asked: BatchDate, last: BatchDate, next: Option<BatchDate>) -> String {
+    let Some(next) = next else {
+        return format!(
+            "the {mode} batches end at {last}, the last supported date; {asked} cannot follow it"
+        );
+    };
+    if asked < last {
+        format!(
+            "{asked} comes before the last {mode} batch, {last}, and was never generated: a mode's batches run forward one day at a time (stays carry over from each day to the next), so the next {mode} batch is {next}"
+        )
+    } else {
+        format!(
+            "the next {mode} batch is {next}, not {asked}: a mode's batches run forward one day at a time (stays carry over from each day to the next). Generate {next} first, or ask to catch up (--catch-up, or ?catch_up=true) to generate {next} to {asked} in order"
+        )
+    }
 }
 
 /// The mode whose state folder holds `path` (`<state_dir>/<mode>/...`).

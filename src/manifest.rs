@@ -21,6 +21,8 @@ pub struct Manifest {
     pub seed: u64,
     /// sha256 of the generation-shaping config (see `Config::fingerprint`).
     pub config_sha256: String,
+    /// The day's volumes: new patients, and encounters planned.
+    pub volumes: crate::pipeline::DayVolumes,
     /// IDs this batch took from the mode's counters (first..=last; null when none).
     pub ids: IdRanges,
     /// Every dataset of the batch, in generation order (the manifest itself,

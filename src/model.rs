@@ -110,8 +110,20 @@ impl BatchDate {
         matches!(self.0.weekday(), Weekday::Sat | Weekday::Sun)
     }
 
+    /// The next day, if it is in the supported range.
     pub fn succ(self) -> Option<BatchDate> {
-        self.0.succ_opt().map(BatchDate)
+        self.0
+            .succ_opt()
+            .map(BatchDate)
+            .filter(|d| *d <= BatchDate::MAX)
+    }
+
+    /// The day `days` before, if it is in the supported range.
+    pub fn days_before(self, days: u64) -> Option<BatchDate> {
+        self.0
+            .checked_sub_days(chrono::Days::new(days))
+            .map(BatchDate)
+            .filter(|d| *d >= BatchDate::MIN)
     }
 }
 
@@ -287,6 +299,10 @@ pub enum Disposition {
 }
 
 impl Disposition {
+    pub fn parse(s: &str) -> Option<Disposition> {
+        <Disposition as strum::IntoEnumIterator>::iter().find(|d| d.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Disposition::Home => "home",
@@ -383,6 +399,16 @@ pub fn mrn(patient_number: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_step_inside_the_supported_range_only() {
+        let d = |s: &str| s.parse::<BatchDate>().unwrap();
+        assert_eq!(d("2026-02-28").succ(), Some(d("2026-03-01")));
+        assert_eq!(BatchDate::MAX.succ(), None);
+        assert_eq!(d("2026-03-01").days_before(1), Some(d("2026-02-28")));
+        assert_eq!(d("1900-01-10").days_before(9), Some(BatchDate::MIN));
+        assert_eq!(d("1900-01-10").days_before(10), None);
+    }
 
     #[test]
     fn dates_must_be_real_and_well_formed() {

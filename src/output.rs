@@ -319,6 +319,9 @@ impl Fields for CsvLine<'_> {
     fn date(&mut self, date: NaiveDate) {
         plain::date(self.separate(), date);
     }
+    fn null(&mut self) {
+        self.separate();
+    }
 }
 
 /// A JSON object's members, keys from the schema in order. Text is escaped
@@ -402,6 +405,9 @@ impl Fields for JsonLine<'_> {
     }
     fn date(&mut self, date: NaiveDate) {
         self.quoted(|out| plain::date(out, date));
+    }
+    fn null(&mut self) {
+        self.key().extend_from_slice(b"null");
     }
 }
 

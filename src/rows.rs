@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 
 use crate::catalog::LabTest;
 use crate::dataset::Dataset;
-use crate::model::{self, AuthorRole, Disposition, EncounterType, NoteType, Sex};
+use crate::model::{AuthorRole, Disposition, EncounterType, NoteType, Sex};
 
 /// Where a row's columns go, one call per column, in schema order. The
 /// method says what the value is; the sink decides how it is written.
@@ -33,6 +33,8 @@ pub trait Fields {
     fn timestamp(&mut self, epoch_seconds: i64);
     /// A calendar date, `YYYY-MM-DD`.
     fn date(&mut self, date: NaiveDate);
+    /// No value: an empty CSV field, a JSON `null`.
+    fn null(&mut self);
 }
 
 /// Something that writes itself as one line of a file, column by column.
@@ -57,13 +59,11 @@ pub struct Patient {
     pub birth_date: NaiveDate,
     pub postal_code: String,
     pub registered_date: NaiveDate,
+    /// The day the patient died in care, if they did.
+    pub deceased_date: Option<NaiveDate>,
 }
 
 impl Patient {
-    pub fn id(&self) -> String {
-        model::patient_id(self.number)
-    }
-
     /// Completed years of age on `date`.
     pub fn age_on(&self, date: NaiveDate) -> u32 {
         date.years_since(self.birth_date).unwrap_or(0)
@@ -79,6 +79,10 @@ impl Patient {
         f.date(self.birth_date);
         f.code(&self.postal_code);
         f.date(self.registered_date);
+        match self.deceased_date {
+            Some(date) => f.date(date),
+            None => f.null(),
+        }
     }
 }
 
@@ -109,7 +113,24 @@ impl Encode for PatientRow<'_> {
     }
 }
 
-/// A row of `encounters.csv`.
+/// Where an encounter stands in a row of the upsert feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter)]
+pub enum Status {
+    InProgress,
+    Finished,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::InProgress => "in_progress",
+            Status::Finished => "finished",
+        }
+    }
+}
+
+/// A row of `encounters.csv`: the encounter as of `updated_at`. An open
+/// encounter has no discharge time or disposition yet.
 pub struct EncounterRow<'a> {
     pub number: u64,
     pub patient: u64,
@@ -118,8 +139,24 @@ pub struct EncounterRow<'a> {
     pub department: &'a str,
     pub chief_complaint: &'a str,
     pub admit: i64,
-    pub discharge: i64,
-    pub disposition: Disposition,
+    /// The discharge time and disposition, once finished.
+    pub end: Option<(i64, Disposition)>,
+    /// The emergency visit this inpatient stay began in.
+    pub source: Option<u64>,
+}
+
+impl EncounterRow<'_> {
+    pub fn status(&self) -> Status {
+        match self.end {
+            Some(_) => Status::Finished,
+            None => Status::InProgress,
+        }
+    }
+
+    /// When this row's content became true.
+    pub fn updated_at(&self) -> i64 {
+        self.end.map_or(self.admit, |(discharge, _)| discharge)
+    }
 }
 
 impl Row for EncounterRow<'_> {
@@ -135,8 +172,22 @@ impl Encode for EncounterRow<'_> {
         f.text(self.department);
         f.text(self.chief_complaint);
         f.timestamp(self.admit);
-        f.timestamp(self.discharge);
-        f.code(self.disposition.as_str());
+        match self.end {
+            Some((discharge, disposition)) => {
+                f.timestamp(discharge);
+                f.code(disposition.as_str());
+            }
+            None => {
+                f.null();
+                f.null();
+            }
+        }
+        f.code(self.status().as_str());
+        f.timestamp(self.updated_at());
+        match self.source {
+            Some(source) => f.id("E", source, 10),
+            None => f.null(),
+        }
     }
 }
 

@@ -1,7 +1,14 @@
 //! `datagen validate`: checks a batch directory as a downstream consumer
 //! would, without trusting the generator: the manifest's sizes, checksums,
 //! row counts and schema versions, every row against its schema, and the
-//! links between files (keys resolve, timestamps fall inside their encounter).
+//! links between files (keys resolve, every event is dated on the batch's
+//! day, inside its encounter when the batch has it). With `--feed`, a mode's
+//! batches are checked as one feed: every row's encounter arrived in the same
+//! or an earlier batch, nothing happens after a known discharge, encounters
+//! finish once and only move from `in_progress` to `finished`, IDs never
+//! repeat, stays never overlap, nobody comes back after dying, and the
+//! emergency-to-inpatient links resolve.
+//!
 //! Everything it knows comes from the published contract (the schemas,
 //! including the lab catalog in `labs.schema.json`), never from the
 //! generator's code. Memory stays proportional to patients and encounters,
@@ -63,31 +70,86 @@ impl Checker {
     }
 }
 
-struct EncounterWindow {
-    patient_id: String,
-    admit: i64,
-    discharge: i64,
-    /// Last `-V`, `-L`, `-N` sequence number seen: child IDs must count up from 1.
-    last_seq: [u32; 3],
+/// The day a batch covers, `[start, end)` in epoch seconds.
+#[derive(Clone, Copy)]
+struct Day {
+    start: i64,
+    end: i64,
 }
 
-/// A row's encounter must exist with the same patient, and the row's ID must
-/// be the encounter's ID plus the next number of its kind.
-fn child_of<'a>(
-    encounters: &'a mut HashMap<String, EncounterWindow>,
+/// An encounter as far as the rows so far tell.
+#[derive(Clone)]
+struct Known {
+    patient_id: String,
+    encounter_type: String,
+    admit: i64,
+    /// Set once finished.
+    discharge: Option<i64>,
+    disposition: Option<String>,
+    source: Option<String>,
+    /// Last `-V` and `-N` sequence numbers seen: they only go up (lab
+    /// results arrive in any order of collection, so `-L` is checked as a set).
+    last_seq: [u32; 3],
+    labs_seen: std::collections::BTreeSet<u32>,
+}
+
+/// What a batch's checks know: its own patients and encounters, and with
+/// `--feed`, everything the earlier batches said.
+struct Context<'f> {
+    day: Day,
+    date: String,
+    /// This batch's patients: their sex (it picks a lab's reference range).
+    patients: HashMap<String, String>,
+    /// This batch's encounters.csv rows.
+    encounters: HashMap<String, Known>,
+    /// Child sequence numbers seen in this batch, per encounter.
+    seqs: HashMap<String, [u32; 3]>,
+    feed: Option<&'f mut Feed>,
+}
+
+/// What a feed's earlier batches said.
+#[derive(Default)]
+pub struct Feed {
+    encounters: HashMap<String, Known>,
+    /// Per patient: the attributes that never change, and the death date.
+    patients: HashMap<String, (Vec<String>, Option<String>)>,
+}
+
+impl Context<'_> {
+    /// The encounter a row belongs to, where the rows so far tell: this
+    /// batch's encounters.csv, or with `--feed` an earlier batch's (it must
+    /// be there).
+    fn known(&mut self, encounter_id: &str) -> Result<Option<&mut Known>, String> {
+        if let Some(feed) = self.feed.as_deref_mut() {
+            return feed
+                .encounters
+                .get_mut(encounter_id)
+                .map(Some)
+                .ok_or_else(|| {
+                    format!(
+                        "encounter_id {encounter_id} has not appeared in this or an earlier batch"
+                    )
+                });
+        }
+        Ok(self.encounters.get_mut(encounter_id))
+    }
+}
+
+/// Checks a child row (vitals, labs, notes): its patient is in the batch,
+/// its ID belongs to its encounter and counts up, its time `at` is on the
+/// batch's day; where the encounter is known, the patient matches and `at`
+/// (or the lab's collection) is inside the stay.
+fn check_child(
+    cx: &mut Context<'_>,
+    kind: usize,
     id: &str,
     encounter_id: &str,
     patient_id: &str,
-    kind: usize,
-) -> Result<&'a mut EncounterWindow, String> {
-    let e = encounters
-        .get_mut(encounter_id)
-        .ok_or_else(|| format!("encounter_id {encounter_id} is not in encounters.csv"))?;
-    if patient_id != e.patient_id {
-        return Err(format!(
-            "patient_id {patient_id} is not encounter {encounter_id}'s patient {}",
-            e.patient_id
-        ));
+    (column, at): (&str, i64),
+    inside: Option<(&str, i64)>,
+) -> Result<(), String> {
+    if !cx.patients.contains_key(patient_id) {
+        return Err(format!("patient_id {patient_id} is not in patients.csv"));
     }
     let marker = ["-V", "-L", "-N"][kind];
     let (prefix, seq) = id
@@ -99,31 +161,172 @@ fn child_of<'a>(
     if prefix != encounter_id {
         return Err(format!("{id} does not belong to encounter {encounter_id}"));
     }
-    if seq != e.last_seq[kind] + 1 {
-        return Err(format!("{id} is out of sequence (duplicate or gap)"));
-    }
-    e.last_seq[kind] = seq;
-    Ok(e)
-}
-
-fn within(
-    e: &EncounterWindow,
-    column: &str,
-    stamp: &str,
-    encounter_id: &str,
-) -> Result<i64, String> {
-    let at = parse_timestamp(stamp).ok_or_else(|| format!("{column} is not RFC 3339 UTC"))?;
-    if at < e.admit || at > e.discharge {
+    let local = cx.seqs.entry(encounter_id.to_string()).or_default();
+    if seq <= local[kind] {
         return Err(format!(
-            "{column} {stamp} is outside encounter {encounter_id}'s admit..discharge window"
+            "{id} repeats or goes back in its encounter's sequence"
         ));
     }
-    Ok(at)
+    local[kind] = seq;
+    if at < cx.day.start || at >= cx.day.end {
+        return Err(format!("{column} is not on the batch date {}", cx.date));
+    }
+    let Some(e) = cx.known(encounter_id)? else {
+        return Ok(());
+    };
+    if patient_id != e.patient_id {
+        return Err(format!(
+            "patient_id {patient_id} is not encounter {encounter_id}'s patient {}",
+            e.patient_id
+        ));
+    }
+    let repeated = if kind == 1 {
+        !e.labs_seen.insert(seq)
+    } else {
+        seq <= std::mem::replace(&mut e.last_seq[kind], seq)
+    };
+    if repeated {
+        return Err(format!("{id} repeats an ID of an earlier batch"));
+    }
+    let (column, at) = inside.unwrap_or((column, at));
+    if at < e.admit {
+        return Err(format!(
+            "{column} is before encounter {encounter_id}'s admission"
+        ));
+    }
+    if let Some(discharge) = e.discharge
+        && at > discharge
+    {
+        return Err(format!(
+            "{column} is after encounter {encounter_id}'s discharge"
+        ));
+    }
+    Ok(())
+}
+
+fn timestamp(r: &csv::StringRecord, i: usize, column: &str) -> Result<i64, String> {
+    parse_timestamp(&r[i]).ok_or_else(|| format!("{column} is not RFC 3339 UTC"))
 }
 
 /// Validates the batch in `dir`; on failure returns up to 20 problems, first
 /// found first.
 pub fn validate_batch(dir: &Path) -> Result<Summary, Vec<Problem>> {
+    validate_in(dir, None)
+}
+
+/// Validates every batch under a mode's folder (`data/<mode>`), in date
+/// order, as one feed; returns the batches' summaries, or up to 20 problems
+/// (the file named with its batch).
+pub fn validate_feed(mode_dir: &Path) -> Result<Vec<Summary>, Vec<Problem>> {
+    let mut dates: Vec<String> = match std::fs::read_dir(mode_dir) {
+        Ok(entries) => entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .filter(|name| name.parse::<crate::model::BatchDate>().is_ok())
+            .collect(),
+        Err(e) => {
+            return Err(vec![Problem {
+                file: mode_dir.display().to_string(),
+                line: None,
+                message: format!("cannot be read: {e}"),
+            }]);
+        }
+    };
+    dates.sort();
+    let mut feed = Feed::default();
+    let mut summaries = Vec::new();
+    let mut previous: Option<crate::model::BatchDate> = None;
+    for date in &dates {
+        let within = |problems: Vec<Problem>| {
+            problems
+                .into_iter()
+                .map(|p| Problem {
+                    file: format!("{date}/{}", p.file),
+                    ..p
+                })
+                .collect::<Vec<_>>()
+        };
+        let parsed: crate::model::BatchDate = date.parse().map_err(|_| Vec::new())?;
+        if let Some(previous) = previous
+            && previous.succ() != Some(parsed)
+        {
+            return Err(vec![Problem {
+                file: date.clone(),
+                line: None,
+                message: format!("follows {previous}: the days in between are missing"),
+            }]);
+        }
+        previous = Some(parsed);
+        summaries.push(validate_in(&mode_dir.join(date), Some(&mut feed)).map_err(within)?);
+    }
+    feed.finish().map_err(|message| {
+        vec![Problem {
+            file: "encounters.csv across the batches".into(),
+            line: None,
+            message,
+        }]
+    })?;
+    Ok(summaries)
+}
+
+impl Feed {
+    /// The rules that span the whole feed, once every batch is read.
+    fn finish(&self) -> Result<(), String> {
+        let mut stays: HashMap<&str, Vec<(i64, i64, &str)>> = HashMap::new();
+        for (id, e) in &self.encounters {
+            stays.entry(e.patient_id.as_str()).or_default().push((
+                e.admit,
+                e.discharge.unwrap_or(i64::MAX),
+                id,
+            ));
+            if let Some(source) = &e.source {
+                let visit = self
+                    .encounters
+                    .get(source)
+                    .ok_or_else(|| format!("{id}'s source_encounter_id {source} never appeared"))?;
+                if visit.patient_id != e.patient_id
+                    || visit.encounter_type != "emergency"
+                    || visit
+                        .disposition
+                        .as_deref()
+                        .is_some_and(|d| d != "admitted")
+                    || visit.discharge.is_some_and(|d| d != e.admit)
+                {
+                    return Err(format!(
+                        "{id} names {source} as its emergency visit, but that is not the same patient's emergency visit ending `admitted` when {id} is admitted"
+                    ));
+                }
+            }
+        }
+        for (patient, spans) in &mut stays {
+            spans.sort();
+            for pair in spans.windows(2) {
+                let ((_, end, a), (start, _, b)) = (pair[0], pair[1]);
+                if start < end {
+                    return Err(format!(
+                        "patient {patient}'s encounters {a} and {b} overlap"
+                    ));
+                }
+            }
+            let died = self
+                .encounters
+                .iter()
+                .filter(|(_, e)| e.patient_id == *patient)
+                .filter(|(_, e)| e.disposition.as_deref() == Some("expired"))
+                .filter_map(|(_, e)| e.discharge)
+                .min();
+            if let Some(died) = died
+                && let Some((_, _, after)) = spans.iter().find(|(start, _, _)| *start > died)
+            {
+                return Err(format!("patient {patient} died, and {after} came after"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_in(dir: &Path, feed: Option<&mut Feed>) -> Result<Summary, Vec<Problem>> {
     let mut c = Checker {
         problems: Vec::new(),
     };
@@ -202,23 +405,31 @@ pub fn validate_batch(dir: &Path) -> Result<Summary, Vec<Problem>> {
         return Err(c.problems);
     }
 
-    let mut patients = HashMap::new();
-    let mut encounters: HashMap<String, EncounterWindow> = HashMap::new();
+    let start = manifest
+        .date
+        .date()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        .timestamp();
+    let mut cx = Context {
+        day: Day {
+            start,
+            end: start + 86_400,
+        },
+        date: manifest.date.to_string(),
+        patients: HashMap::new(),
+        encounters: HashMap::new(),
+        seqs: HashMap::new(),
+        feed,
+    };
     for d in Dataset::ALL {
         let Some(entry) = manifest.file(d.file_name()) else {
             continue;
         };
         let rows = if d.format() == FileFormat::Csv {
-            check_rows(
-                &mut c,
-                dir,
-                d,
-                &manifest.date.to_string(),
-                &mut patients,
-                &mut encounters,
-            )
+            check_rows(&mut c, dir, d, &mut cx)
         } else {
-            check_json_lines(&mut c, dir, d, &mut encounters)
+            check_json_lines(&mut c, dir, d, &mut cx)
         };
         if let Some(rows) = rows
             && rows != entry.rows
@@ -241,14 +452,7 @@ pub fn validate_batch(dir: &Path) -> Result<Summary, Vec<Problem>> {
 }
 
 /// Checks every row of one file; returns its row count if it could be read.
-fn check_rows(
-    c: &mut Checker,
-    dir: &Path,
-    d: Dataset,
-    batch_date: &str,
-    patients: &mut Patients,
-    encounters: &mut HashMap<String, EncounterWindow>,
-) -> Option<u64> {
+fn check_rows(c: &mut Checker, dir: &Path, d: Dataset, cx: &mut Context<'_>) -> Option<u64> {
     let file = d.file_name();
     let contract = contract(d);
     let mut reader = match csv::ReaderBuilder::new()
@@ -292,7 +496,7 @@ fn check_rows(
         let line = record.position().map_or(rows + 1, |p| p.line());
         if let Err(e) = contract.check_row(&record) {
             c.report(file, Some(line), e);
-        } else if let Err(e) = check_links(d, &record, batch_date, patients, encounters) {
+        } else if let Err(e) = check_links(d, &record, cx) {
             c.report(file, Some(line), e);
         }
         if c.full() {
@@ -303,12 +507,7 @@ fn check_rows(
 }
 
 /// Checks a JSON Lines file (notes) object by object; returns its line count.
-fn check_json_lines(
-    c: &mut Checker,
-    dir: &Path,
-    d: Dataset,
-    encounters: &mut HashMap<String, EncounterWindow>,
-) -> Option<u64> {
+fn check_json_lines(c: &mut Checker, dir: &Path, d: Dataset, cx: &mut Context<'_>) -> Option<u64> {
     use std::io::BufRead;
     let file = d.file_name();
     let contract = contract(d);
@@ -346,15 +545,17 @@ fn check_json_lines(
                     ));
                 }
                 let text = |key: &str| value[key].as_str().unwrap_or_default().to_string();
-                let encounter_id = text("encounter_id");
-                let e = child_of(
-                    encounters,
-                    &text("note_id"),
-                    &encounter_id,
-                    &text("patient_id"),
+                let authored = parse_timestamp(&text("authored_at"))
+                    .ok_or("authored_at is not RFC 3339 UTC")?;
+                check_child(
+                    cx,
                     2,
-                )?;
-                within(e, "authored_at", &text("authored_at"), &encounter_id).map(|_| ())
+                    &text("note_id"),
+                    &text("encounter_id"),
+                    &text("patient_id"),
+                    ("authored_at", authored),
+                    None,
+                )
             });
         if let Err(e) = checked {
             c.report(file, Some(line_no), e);
@@ -366,70 +567,145 @@ fn check_json_lines(
     Some(rows)
 }
 
-/// The batch's patients, by `patient_id`: their `sex`, which picks a lab
-/// row's reference range.
-type Patients = HashMap<String, String>;
-
 /// The rules that span columns or files. Runs only on schema-valid rows.
-fn check_links(
-    d: Dataset,
-    r: &csv::StringRecord,
-    batch_date: &str,
-    patients: &mut Patients,
-    encounters: &mut HashMap<String, EncounterWindow>,
-) -> Result<(), String> {
+fn check_links(d: Dataset, r: &csv::StringRecord, cx: &mut Context<'_>) -> Result<(), String> {
     match d {
         Dataset::Patients => {
-            if &r[8] != batch_date {
+            if r[9] != *cx.date {
                 return Err(format!(
-                    "snapshot_date {} is not the batch date {batch_date}",
-                    &r[8]
+                    "snapshot_date {} is not the batch date {}",
+                    &r[9], cx.date
                 ));
             }
-            if r[7] > r[8] {
+            if r[7] > r[9] {
                 return Err(format!(
                     "registered_date {} is after the snapshot date",
                     &r[7]
                 ));
             }
-            if patients
+            if !r[8].is_empty() && r[8] > r[9] {
+                return Err(format!(
+                    "deceased_date {} is after the snapshot date",
+                    &r[8]
+                ));
+            }
+            if cx
+                .patients
                 .insert(r[0].to_string(), r[4].to_string())
                 .is_some()
             {
                 return Err(format!("patient_id {} appears twice", &r[0]));
             }
+            if let Some(feed) = cx.feed.as_deref_mut() {
+                let fixed: Vec<String> = [1, 2, 3, 4, 5, 7]
+                    .iter()
+                    .map(|&i| r[i].to_string())
+                    .collect();
+                let deceased = (!r[8].is_empty()).then(|| r[8].to_string());
+                match feed.patients.get_mut(&r[0]) {
+                    Some((known, died)) => {
+                        if *known != fixed {
+                            return Err(format!(
+                                "patient {} changed attributes that never change",
+                                &r[0]
+                            ));
+                        }
+                        if died.is_some() && *died != deceased {
+                            return Err(format!("patient {}'s deceased_date changed", &r[0]));
+                        }
+                        *died = deceased;
+                    }
+                    None => {
+                        feed.patients.insert(r[0].to_string(), (fixed, deceased));
+                    }
+                }
+            }
         }
         Dataset::Encounters => {
-            if !patients.contains_key(&r[1]) {
+            if !cx.patients.contains_key(&r[1]) {
                 return Err(format!("patient_id {} is not in patients.csv", &r[1]));
             }
-            let admit = parse_timestamp(&r[6]).ok_or("admit_time is not RFC 3339 UTC")?;
-            let discharge = parse_timestamp(&r[7]).ok_or("discharge_time is not RFC 3339 UTC")?;
-            if !r[6].starts_with(batch_date) {
+            let admit = timestamp(r, 6, "admit_time")?;
+            let updated = timestamp(r, 10, "updated_at")?;
+            if admit >= cx.day.end {
                 return Err(format!(
-                    "admit_time {} is not on the batch date {batch_date}",
-                    &r[6]
+                    "admit_time {} is after the batch date {}",
+                    &r[6], cx.date
                 ));
             }
-            if discharge <= admit {
+            let finished = &r[9] == "finished";
+            let discharge = if finished {
+                let discharge = timestamp(r, 7, "discharge_time")?;
+                if discharge <= admit {
+                    return Err(format!(
+                        "discharge_time {} is not after admit_time {}",
+                        &r[7], &r[6]
+                    ));
+                }
+                if discharge < cx.day.start || discharge >= cx.day.end {
+                    return Err(format!(
+                        "a finished row is sent on the day the encounter ends, but discharge_time {} is not on {}",
+                        &r[7], cx.date
+                    ));
+                }
+                Some(discharge)
+            } else {
+                None
+            };
+            if updated != discharge.unwrap_or(admit) {
                 return Err(format!(
-                    "discharge_time {} is not after admit_time {}",
-                    &r[7], &r[6]
+                    "updated_at {} is not the {}",
+                    &r[10],
+                    if finished {
+                        "discharge_time"
+                    } else {
+                        "admit_time"
+                    }
                 ));
             }
-            let window = EncounterWindow {
+            let known = Known {
                 patient_id: r[1].to_string(),
+                encounter_type: r[2].to_string(),
                 admit,
                 discharge,
+                disposition: finished.then(|| r[8].to_string()),
+                source: (!r[11].is_empty()).then(|| r[11].to_string()),
                 last_seq: [0; 3],
+                labs_seen: Default::default(),
             };
-            if encounters.insert(r[0].to_string(), window).is_some() {
+            if let Some(feed) = cx.feed.as_deref_mut() {
+                match feed.encounters.get_mut(&r[0]) {
+                    None => {
+                        feed.encounters.insert(r[0].to_string(), known.clone());
+                    }
+                    Some(earlier) => {
+                        if earlier.discharge.is_some() {
+                            return Err(format!("encounter {} was already finished", &r[0]));
+                        }
+                        if !finished {
+                            return Err(format!("encounter {} is sent in_progress twice", &r[0]));
+                        }
+                        if earlier.patient_id != known.patient_id
+                            || earlier.admit != known.admit
+                            || earlier.encounter_type != known.encounter_type
+                        {
+                            return Err(format!(
+                                "encounter {} changed its patient, type or admit_time",
+                                &r[0]
+                            ));
+                        }
+                        earlier.discharge = known.discharge;
+                        earlier.disposition = known.disposition.clone();
+                    }
+                }
+            }
+            if cx.encounters.insert(r[0].to_string(), known).is_some() {
                 return Err(format!("encounter_id {} appears twice", &r[0]));
             }
         }
         Dataset::Vitals => {
-            let e = child_of(encounters, &r[0], &r[1], &r[2], 0)?;
-            within(e, "measured_at", &r[3], &r[1])?;
+            let at = timestamp(r, 3, "measured_at")?;
+            check_child(cx, 0, &r[0], &r[1], &r[2], ("measured_at", at), None)?;
             if let (Ok(sys), Ok(dia)) = (r[5].parse::<u32>(), r[6].parse::<u32>())
                 && dia >= sys
             {
@@ -440,9 +716,17 @@ fn check_links(
             }
         }
         Dataset::Labs => {
-            let e = child_of(encounters, &r[0], &r[1], &r[2], 1)?;
-            let collected = within(e, "collected_at", &r[10], &r[1])?;
-            let resulted = parse_timestamp(&r[11]).ok_or("resulted_at is not RFC 3339 UTC")?;
+            let collected = timestamp(r, 10, "collected_at")?;
+            let resulted = timestamp(r, 11, "resulted_at")?;
+            check_child(
+                cx,
+                1,
+                &r[0],
+                &r[1],
+                &r[2],
+                ("resulted_at", resulted),
+                Some(("collected_at", collected)),
+            )?;
             if resulted <= collected {
                 return Err(format!(
                     "resulted_at {} is not after collected_at {}",
@@ -471,7 +755,7 @@ fn check_links(
                     test.test_name, &r[5], test.decimals
                 ));
             }
-            let sex = patients.get(&r[2]).map_or("unknown", String::as_str);
+            let sex = cx.patients.get(&r[2]).map_or("unknown", String::as_str);
             let expected = test.reference.for_sex(sex);
             if (low, high) != expected {
                 return Err(format!(

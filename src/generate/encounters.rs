@@ -1,5 +1,11 @@
 //! Encounters: the day's plan of who comes in, for which scenario, when, for
-//! how long and how they leave.
+//! how long and how they leave; the inpatient stays an emergency visit
+//! continues as; and the stays already running when a mode starts.
+//!
+//! A patient's life stays possible: nobody is planned while another of their
+//! encounters is under way (the day's own, or a stay carried over in the
+//! census, whose patients the caller leaves out of the pools), and nobody
+//! after an encounter that ends in death.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -12,13 +18,17 @@ use rand_distr::LogNormal;
 use super::patients::Patient;
 use crate::config::{Config, DurationModel, Scenario};
 use crate::error::Error;
-use crate::model::{BatchDate, Disposition, EncounterType, Sex};
+use crate::model::{BatchDate, Disposition, EncounterType, Mode, Sex};
 
-/// One planned encounter. `patient` and `scenario` index into the day's patient
-/// table and the config's scenarios.
-#[derive(Clone, Debug)]
+/// One planned encounter. `patient` and `scenario` index into the patient
+/// master and the config's scenarios. Its rows are a pure function of it:
+/// they come from the random streams of its planning day and ordinal, so a
+/// stay resumed on a later day gives the same rows.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Encounter {
-    /// Position in the day's plan: it names the encounter's vitals stream.
+    /// The day it was planned: its random streams are that day's.
+    pub plan_date: BatchDate,
+    /// Position in its day's plan: it names the encounter's random streams.
     pub ordinal: u32,
     /// The number behind `encounter_id`, assigned in admit-time order.
     pub number: u64,
@@ -32,6 +42,18 @@ pub struct Encounter {
     /// How ill this patient is relative to the scenario's typical case; it
     /// scales the admission deviation of every vital sign.
     pub severity: f64,
+    /// The emergency visit (its number) this inpatient stay began in.
+    pub source: Option<u64>,
+}
+
+impl Encounter {
+    pub fn admit_secs(&self) -> i64 {
+        self.admit.and_utc().timestamp()
+    }
+
+    pub fn discharge_secs(&self) -> i64 {
+        self.discharge.and_utc().timestamp()
+    }
 }
 
 /// Who can be seen today: indexes into the patient table.
@@ -43,8 +65,10 @@ pub struct Pools<'a> {
     pub new: Range<usize>,
 }
 
-/// Plans `count` encounters admitted on `date`, sorted by admit time and
-/// numbered from `first_number`.
+/// Plans `count` encounters admitted on `date` (fewer if the patients
+/// available cannot take that many without overlapping), plus the inpatient
+/// stays that emergency visits ending `admitted` continue as; sorted by admit
+/// time and numbered from `first_number`.
 pub fn plan<R: Rng + ?Sized>(
     rng: &mut R,
     config: &Config,
@@ -71,14 +95,31 @@ pub fn plan<R: Rng + ?Sized>(
             .iter()
             .map(|s| WeightedIndex::new(s.dispositions.values().copied()).ok())
             .collect(),
+        busy: HashMap::new(),
     };
     let mut encounters = Vec::with_capacity(count as usize);
+    let mut stays = Vec::new();
     for ordinal in 0..count {
-        encounters.push(planner.encounter(ordinal)?);
+        if let Some((visit, stay)) = planner.encounter(ordinal)? {
+            encounters.push(visit);
+            stays.extend(stay);
+        }
+    }
+    // Continued stays take ordinals after the day's visits: their own streams.
+    for (k, mut stay) in stays.into_iter().enumerate() {
+        stay.ordinal = count + k as u32;
+        encounters.push(stay);
     }
     encounters.sort_by_key(|e| (e.admit, e.ordinal));
     for (i, e) in encounters.iter_mut().enumerate() {
         e.number = first_number + i as u64;
+    }
+    // A stay names its visit by number: known only now.
+    let numbers: HashMap<u32, u64> = encounters.iter().map(|e| (e.ordinal, e.number)).collect();
+    for e in &mut encounters {
+        if let Some(visit) = e.source {
+            e.source = numbers.get(&(visit as u32)).copied();
+        }
     }
     Ok(encounters)
 }
@@ -98,22 +139,82 @@ struct Planner<'a, 'p, R: ?Sized> {
     hours: [Option<WeightedIndex<f64>>; 2],
     /// Dispositions, per scenario.
     dispositions: Vec<Option<WeightedIndex<f64>>>,
+    /// Each patient's planned time today, as (start, end) in epoch seconds;
+    /// the end is `i64::MAX` after a death.
+    busy: HashMap<usize, Vec<(i64, i64)>>,
 }
 
 impl<R: Rng + ?Sized> Planner<'_, '_, R> {
-    fn encounter(&mut self, ordinal: u32) -> Result<Encounter, Error> {
+    /// One encounter, and the inpatient stay it continues as; `None` when
+    /// no patient available can take it without overlapping their other
+    /// encounters today.
+    #[allow(clippy::type_complexity)]
+    fn encounter(&mut self, ordinal: u32) -> Result<Option<(Encounter, Option<Encounter>)>, Error> {
+        let mut eligible = false;
         // A patient whose age or sex fits no scenario (possible only with a
-        // custom config) is passed over for another.
-        for _ in 0..16 {
+        // custom config), or who is busy then, is passed over for another.
+        for _ in 0..32 {
             let (patient, returning) = self.pick_patient();
-            if let Some(scenario) = self.pick_scenario(patient, returning) {
-                return Ok(self.shape(ordinal, patient, returning, scenario));
+            let Some(scenario) = self.pick_scenario(patient, returning) else {
+                continue;
+            };
+            eligible = true;
+            let visit = self.shape(ordinal, patient, returning, scenario);
+            let stay = self.continued_stay(&visit);
+            let spans: Vec<(i64, i64)> = std::iter::once(&visit)
+                .chain(stay.as_ref())
+                .map(|e| {
+                    let end = if e.disposition == Disposition::Expired {
+                        i64::MAX
+                    } else {
+                        e.discharge_secs()
+                    };
+                    (e.admit_secs(), end)
+                })
+                .collect();
+            let taken = self.busy.entry(patient).or_default();
+            let overlaps = spans
+                .iter()
+                .any(|&(a, b)| taken.iter().any(|&(c, d)| a <= d && c <= b));
+            if overlaps {
+                continue;
             }
+            taken.extend(spans);
+            return Ok(Some((visit, stay)));
         }
-        Err(Error::InvalidInput(format!(
-            "no scenario in the config is eligible for the patients available on {}",
-            self.date
-        )))
+        if eligible {
+            Ok(None)
+        } else {
+            Err(Error::InvalidInput(format!(
+                "no scenario in the config is eligible for the patients available on {}",
+                self.date
+            )))
+        }
+    }
+
+    /// The inpatient stay an emergency visit ending `admitted` continues
+    /// as: the same patient, admitted when the visit ends, to a scenario the
+    /// visit's `admits_to` names.
+    fn continued_stay(&mut self, visit: &Encounter) -> Option<Encounter> {
+        let from = &self.config.scenarios[visit.scenario];
+        if visit.disposition != Disposition::Admitted || from.admits_to.is_empty() {
+            return None;
+        }
+        let config = self.config;
+        let pick = super::pick_weighted(self.rng, from.admits_to.values().copied())?;
+        let name = from.admits_to.keys().nth(pick)?;
+        let scenario = config.scenarios.iter().position(|s| &s.name == name)?;
+        let s = &config.scenarios[scenario];
+        let mut stay = self.outcome(
+            visit.ordinal,
+            visit.patient,
+            visit.returning,
+            scenario,
+            visit.discharge,
+        );
+        stay.source = Some(u64::from(visit.ordinal));
+        stay.complaint = self.rng.random_range(0..s.chief_complaints.len() as u64) as usize;
+        Some(stay)
     }
 
     fn pick_patient(&mut self) -> (usize, bool) {
@@ -192,6 +293,21 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             _ => self.hours[0].as_ref(),
         };
         let admit = admit_time(self.rng, self.date, s.encounter_type, hours);
+        let mut e = self.outcome(ordinal, patient, returning, scenario, admit);
+        e.complaint = self.rng.random_range(0..s.chief_complaints.len() as u64) as usize;
+        e
+    }
+
+    /// An encounter of `scenario` from `admit`: how long, how it ends, how ill.
+    fn outcome(
+        &mut self,
+        ordinal: u32,
+        patient: usize,
+        returning: bool,
+        scenario: usize,
+        admit: NaiveDateTime,
+    ) -> Encounter {
+        let s: &Scenario = &self.config.scenarios[scenario];
         let minutes = duration_minutes(self.rng, &s.duration);
         let disposition = self.dispositions[scenario]
             .as_ref()
@@ -206,16 +322,18 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
         };
         let severity = (escalation * (0.25 * super::normal(self.rng)).exp()).clamp(0.5, 2.0);
         Encounter {
+            plan_date: self.date,
             ordinal,
             number: 0,
             patient,
             returning,
             scenario,
-            complaint: self.rng.random_range(0..s.chief_complaints.len() as u64) as usize,
+            complaint: 0,
             admit,
             discharge: admit + Duration::minutes(i64::from(minutes)),
             disposition,
             severity,
+            source: None,
         }
     }
 }
@@ -265,4 +383,142 @@ fn duration_minutes<R: Rng + ?Sized>(rng: &mut R, model: &DurationModel) -> u32 
         .map(|d| rng.sample(d))
         .unwrap_or(model.median_minutes);
     (minutes.round() as u32).clamp(model.min_minutes, model.max_minutes)
+}
+
+/// The inpatient stays already under way when a mode's first batch is made,
+/// so its first day is not an empty ward: for each of the days before
+/// `date` that a stay could still last from, stays are admitted at the
+/// configured daily rate of inpatient admissions (direct, and from the
+/// emergency department), and kept if they run into `date`. Each gets a new
+/// patient, registered on its admission day, numbered from `first_patient`.
+/// The stays are numbered from `first_number` in admit-time order; their
+/// rows before `date` are never written.
+pub fn warm_start(
+    config: &Config,
+    seed: u64,
+    mode: Mode,
+    date: BatchDate,
+    first_patient: u64,
+    first_number: u64,
+) -> (Vec<Patient>, Vec<Encounter>) {
+    let scenarios = &config.scenarios;
+    let total: f64 = scenarios.iter().map(|s| s.weight).sum();
+    // Each inpatient scenario's share of a day's encounters: its own weight,
+    // plus the emergency visits that continue as it.
+    let shares: Vec<f64> = scenarios
+        .iter()
+        .map(|s| {
+            if s.encounter_type != EncounterType::Inpatient {
+                return 0.0;
+            }
+            let continued: f64 = scenarios
+                .iter()
+                .map(|e| {
+                    let admitted = e
+                        .dispositions
+                        .get(&Disposition::Admitted)
+                        .copied()
+                        .unwrap_or(0.0);
+                    let weights: f64 = e.dispositions.values().sum();
+                    let into: f64 = e.admits_to.values().sum();
+                    let this = e.admits_to.get(&s.name).copied().unwrap_or(0.0);
+                    if weights > 0.0 && into > 0.0 {
+                        e.weight * admitted / weights * this / into
+                    } else {
+                        0.0
+                    }
+                })
+                .sum();
+            (s.weight + continued) / total
+        })
+        .collect();
+    let Ok(pick) = WeightedIndex::new(shares.iter().copied()) else {
+        return (Vec::new(), Vec::new());
+    };
+    let longest_days = scenarios
+        .iter()
+        .filter(|s| s.encounter_type == EncounterType::Inpatient)
+        .map(|s| s.duration.max_minutes / 1440 + 1)
+        .max()
+        .unwrap_or(0);
+    let start = date.date().and_time(NaiveTime::MIN);
+    let volume = config.volume(mode);
+    let mut patients: Vec<Patient> = Vec::new();
+    let mut stays = Vec::new();
+    for back in (1..=u64::from(longest_days)).rev() {
+        // Before the supported range there is nothing to carry over.
+        let Some(day) = date.days_before(back) else {
+            continue;
+        };
+        let mut rng = super::DaySeed::new(seed, mode, day).rng(super::Stream::WarmStart);
+        let factor = if day.is_weekend() {
+            volume.weekend_factor
+        } else {
+            1.0
+        };
+        let rate = f64::from(volume.encounters) * factor * shares.iter().sum::<f64>();
+        let count = (rate * (1.0 + volume.jitter * super::normal(&mut rng)))
+            .round()
+            .max(0.0) as u32;
+        let pools = Pools {
+            patients: &[],
+            returning: &[],
+            new: 0..0,
+        };
+        let mut planner = Planner {
+            rng: &mut rng,
+            config,
+            date: day,
+            pools: &pools,
+            seen_returning: HashSet::new(),
+            next_new: 0,
+            scenarios: HashMap::new(),
+            hours: [None, WeightedIndex::new(INPATIENT_HOURS).ok()],
+            dispositions: scenarios
+                .iter()
+                .map(|s| WeightedIndex::new(s.dispositions.values().copied()).ok())
+                .collect(),
+            busy: HashMap::new(),
+        };
+        for ordinal in 0..count {
+            let scenario = planner.rng.sample(&pick);
+            let s = &scenarios[scenario];
+            let admit = admit_time(
+                planner.rng,
+                day,
+                EncounterType::Inpatient,
+                planner.hours[1].as_ref(),
+            );
+            let mut stay = planner.outcome(ordinal, 0, false, scenario, admit);
+            stay.complaint = planner.rng.random_range(0..s.chief_complaints.len() as u64) as usize;
+            if stay.discharge <= start {
+                continue;
+            }
+            // A patient this scenario admits (a few tries; the config
+            // guarantees every adult age fits some scenario, not this one).
+            let number = first_patient + patients.len() as u64;
+            let mut patient = None;
+            for _ in 0..16 {
+                let candidate =
+                    super::patients::register(planner.rng, &config.population, day, number, 1)
+                        .remove(0);
+                if s.eligible
+                    .admits(candidate.age_on(day.date()), candidate.sex)
+                {
+                    patient = Some(candidate);
+                    break;
+                }
+                patient.get_or_insert(candidate);
+            }
+            let Some(patient) = patient else { continue };
+            stay.patient = (number - 1) as usize;
+            patients.push(patient);
+            stays.push(stay);
+        }
+    }
+    stays.sort_by_key(|e| (e.admit, e.plan_date, e.ordinal));
+    for (i, stay) in stays.iter_mut().enumerate() {
+        stay.number = first_number + i as u64;
+    }
+    (patients, stays)
 }

@@ -33,6 +33,8 @@ pub enum Stream {
     NewPatients,
     Encounters,
     PostalChanges,
+    /// The stays already under way when a mode starts (one per earlier day).
+    WarmStart,
     /// One stream per encounter and purpose, by its position in the day's plan.
     Vitals(u32),
     Labs(u32),
@@ -56,6 +58,7 @@ impl DaySeed {
             Stream::NewPatients => 2,
             Stream::Encounters => 3,
             Stream::PostalChanges => 4,
+            Stream::WarmStart => 5,
             Stream::Vitals(ordinal) => (1 << 32) | u64::from(ordinal),
             Stream::Labs(ordinal) => (2 << 32) | u64::from(ordinal),
             Stream::Notes(ordinal) => (3 << 32) | u64::from(ordinal),

@@ -15,10 +15,12 @@ pub use crate::rows::Patient;
 /// vital signs is impossible.
 pub const OLDEST_AGE: u32 = 110;
 
-/// Whether `patient` can come back on `date`: registered earlier, and not
-/// past [`OLDEST_AGE`] by then.
+/// Whether `patient` can come back on `date`: registered earlier, alive, and
+/// not past [`OLDEST_AGE`] by then.
 pub fn can_return_on(patient: &Patient, date: NaiveDate) -> bool {
-    patient.registered_date < date && patient.age_on(date) <= OLDEST_AGE
+    patient.registered_date < date
+        && patient.deceased_date.is_none()
+        && patient.age_on(date) <= OLDEST_AGE
 }
 
 /// Registers `count` new patients on `date`, numbered from `first_number`.
@@ -58,6 +60,7 @@ pub fn register<R: Rng + ?Sized>(
                 birth_date,
                 postal_code: postal_code(rng),
                 registered_date: date.date(),
+                deceased_date: None,
             }
         })
         .collect()
@@ -123,5 +126,39 @@ mod tests {
         }
         let female = patients.iter().filter(|p| p.sex == Sex::Female).count();
         assert!((900..1_100).contains(&female), "{female} female of 2000");
+    }
+
+    /// Patients live possible lives: nobody comes back before registering,
+    /// after dying, or past the oldest age.
+    #[test]
+    fn only_the_living_under_the_oldest_age_return() {
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let patient = Patient {
+            number: 1,
+            mrn: "MRN00000001".into(),
+            first_name: "Ada".into(),
+            last_name: "Byron".into(),
+            sex: Sex::Female,
+            birth_date: day("1900-06-01"),
+            postal_code: "02139".into(),
+            registered_date: day("1950-06-01"),
+            deceased_date: None,
+        };
+        assert!(
+            !can_return_on(&patient, day("1950-06-01")),
+            "registered that day"
+        );
+        assert!(can_return_on(&patient, day("1950-06-02")));
+        assert!(
+            can_return_on(&patient, day("2011-05-31")),
+            "110 the day before 111"
+        );
+        assert!(!can_return_on(&patient, day("2011-06-01")), "111");
+        let died = Patient {
+            deceased_date: Some(day("1960-01-01")),
+            ..patient
+        };
+        assert!(!can_return_on(&died, day("1960-01-02")));
+        assert!(!can_return_on(&died, day("1970-01-01")));
     }
 }

@@ -46,6 +46,12 @@ pub struct GenerateQuery {
     /// Exact number of new patients for this batch (at most `server.max_new_patients`).
     #[param(minimum = 0)]
     pub new_patients: Option<u32>,
+    /// Generate the days missing between the mode's last batch and `date`
+    /// first, in order, up to `server.max_catch_up_days` of them (a mode's
+    /// days run forward one at a time; without it, a gap is a 409 naming the
+    /// next date). The answer is `date`'s batch; the days caught up are
+    /// listed by `GET /batches`.
+    pub catch_up: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -128,7 +134,7 @@ fn location(date: BatchDate, mode: Mode) -> HeaderValue {
         (status = 400, description = "Invalid date, mode, dataset, query parameter or volume", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Auth is on and the bearer token is missing or wrong", body = Problem, content_type = "application/problem+json"),
         (status = 406, description = "None of the Accept types can be produced (with ?dataset=, the Accept header excludes that file's type)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The date is already committed with other volumes than the ones asked for (urn:datagen:problem:volume-conflict; nothing is regenerated), or encounters were asked for on a date on which nobody can be seen (urn:datagen:problem:no-patients)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The date is not the mode's next one (urn:datagen:problem:date-order: the detail names the next date; ask with catch_up=true to generate the days missing first, up to server.max_catch_up_days), the date is already committed with other volumes than the ones asked for (urn:datagen:problem:volume-conflict; nothing is regenerated), or encounters were asked for on a date on which nobody can be seen (urn:datagen:problem:no-patients)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Write failure; nothing was half-committed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The mode's state is locked by another process (urn:datagen:problem:state-locked, see Retry-After), or cannot be trusted (urn:datagen:problem:state-inconsistent: it disagrees with the committed batches or is damaged; the detail names the file and the way out)", body = Problem, content_type = "application/problem+json"),
     )
@@ -148,6 +154,10 @@ pub async fn generate(
     let overrides = Overrides {
         encounters: bounded("encounters", query.encounters, server.max_encounters)?,
         new_patients: bounded("new_patients", query.new_patients, server.max_new_patients)?,
+        catch_up: query
+            .catch_up
+            .unwrap_or(false)
+            .then_some(server.max_catch_up_days),
     };
     let job = Job {
         app: app.clone(),

@@ -175,6 +175,12 @@ impl From<Error> for ApiError {
                 format!("{e}; retry later"),
             )
             .retry_after(RETRY_AFTER_SECS),
+            Error::DateOrder { .. } | Error::CatchUpTooFar { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "date-order",
+                "Date out of order",
+                e.to_string(),
+            ),
             Error::VolumeConflict { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "volume-conflict",

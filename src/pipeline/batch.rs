@@ -3,7 +3,7 @@
 //! the manifest last. Generators return typed rows ([`crate::rows`]) and the
 //! writers encode them; only the day's encounters are held in memory.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 use rand::{Rng, RngExt};
@@ -11,18 +11,23 @@ use rand::{Rng, RngExt};
 use super::{Overrides, clinical};
 use crate::config::{Config, Volume};
 use crate::dataset::Dataset;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::generate::encounters::{self, Encounter, Pools};
 use crate::generate::patients::{self, Patient};
 use crate::generate::{DaySeed, Stream, normal};
 use crate::manifest::{FileEntry, Generator, IdRanges, MANIFEST_FILE, Manifest};
-use crate::model::{self, BatchDate, Mode};
+use crate::model::{self, BatchDate, Disposition, Mode};
 use crate::output::{Syncs, Unsynced, Written, write_atomic, write_rows};
 use crate::rows::{EncounterRow, PatientRow};
-use crate::state::State;
+use crate::state::{Carried, State};
 
-/// How many patients register and how many encounters are admitted today.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How many patients register and how many encounters are planned today
+/// (before the inpatient stays emergency visits continue as). The manifest
+/// records them, so a day can be generated again exactly.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
 pub struct DayVolumes {
     pub new_patients: u32,
     pub encounters: u32,
@@ -53,11 +58,42 @@ pub fn day_volumes<R: Rng + ?Sized>(
     }
 }
 
+/// The day a batch covers: `[start, end)` in epoch seconds, UTC.
+#[derive(Clone, Copy, Debug)]
+pub struct Day {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Day {
+    pub fn of(date: BatchDate) -> Day {
+        let start = date
+            .date()
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp();
+        Day {
+            start,
+            end: start + 86_400,
+        }
+    }
+
+    pub fn contains(self, at: i64) -> bool {
+        (self.start..self.end).contains(&at)
+    }
+}
+
 /// Generates `date`'s batch into `staging` and advances `state` (patients
-/// added or moved, encounter counter); returns the manifest written and the
-/// data files' syncs, still under way, for the commit to wait on. `on_file`
-/// is called with each staged file's path as soon as it is written, in
-/// contract order, the manifest last.
+/// added, moved or deceased, the encounter counter, the census of
+/// encounters carried to the next day); returns the manifest written and
+/// the data files' syncs, still under way, for the commit to wait on.
+/// `on_file` is called with each staged file's path as soon as it is
+/// written, in contract order, the manifest last.
+///
+/// The batch holds what happened on `date`: the encounters admitted or
+/// finished that day (an upsert feed), the vitals measured, labs resulted
+/// and notes authored that day for every encounter concerned, whatever day
+/// it was admitted, and the patients all of these refer to.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     config: &Config,
@@ -70,6 +106,25 @@ pub fn build(
     on_file: &mut dyn FnMut(&Path),
 ) -> Result<(Manifest, Syncs)> {
     let seed = DaySeed::new(config.seed, mode, date);
+    let day = Day::of(date);
+    let first_batch = state.ledger.is_empty();
+    let mut carried = resolve_census(config, &state.census)?;
+    if first_batch && state.patients.is_empty() && carried.is_empty() {
+        // The hospital is already running on a mode's first day.
+        let (patients, stays) = encounters::warm_start(
+            config,
+            config.seed,
+            mode,
+            date,
+            1,
+            state.encounter_counter + 1,
+        );
+        state.patients.extend(patients);
+        if let Some(last) = stays.iter().map(|e| e.number).max() {
+            state.encounter_counter = last;
+        }
+        carried = stays;
+    }
     let volumes = day_volumes(
         &mut seed.rng(Stream::Volumes),
         config.volume(mode),
@@ -88,13 +143,14 @@ pub fn build(
     );
     state.patients.extend(registered);
 
-    // 2. Encounters, for patients registered before today and still alive
-    // (returning; a backfilled date never sees patients from later dates) or
-    // today.
+    // 2. Encounters, for patients registered before today, alive, and not
+    // in the middle of another encounter (returning; a date never sees
+    // patients of a later one), or today.
+    let occupied: HashSet<usize> = carried.iter().map(|e| e.patient).collect();
     let returning: Vec<usize> = state.patients[..first_new]
         .iter()
         .enumerate()
-        .filter(|(_, p)| patients::can_return_on(p, date.date()))
+        .filter(|(i, p)| patients::can_return_on(p, date.date()) && !occupied.contains(i))
         .map(|(i, _)| i)
         .collect();
     let pools = Pools {
@@ -116,53 +172,6 @@ pub fn build(
         &plan,
         &mut state.patients,
     );
-
-    let snapshot: BTreeSet<usize> = (first_new..state.patients.len())
-        .chain(plan.iter().map(|e| e.patient))
-        .collect();
-
-    // Each file is announced as soon as it is written, in contract order.
-    // Syncing starts once all are written (syncing one file while writing
-    // the next slows the writes down on ext4), and the commit waits for it.
-    let mut files: Vec<Unsynced> = Vec::with_capacity(Dataset::ALL.len());
-    let mut announce = |file: Unsynced| {
-        on_file(&staging.join(&file.written().name));
-        log_written(file.written());
-        files.push(file);
-    };
-    let snapshot_date = date.date();
-    let master = &state.patients;
-    // Vitals, labs and notes are written in one pass, encounter by encounter,
-    // so each encounter's story is generated once; chunks of encounters are
-    // rendered on `threads` workers and written in plan order. The patients
-    // and encounters files are written while the workers start.
-    let inputs = clinical::Inputs {
-        config,
-        seed: &seed,
-        date,
-        patients: master,
-        plan: &plan,
-    };
-    let clinical = clinical::write(staging, &inputs, threads, &mut || {
-        announce(write_rows(
-            staging,
-            snapshot.iter().map(|&i| PatientRow {
-                patient: &master[i],
-                snapshot_date,
-            }),
-        )?);
-        announce(write_rows(
-            staging,
-            plan.iter().map(|e| encounter_row(config, master, e)),
-        )?);
-        Ok(())
-    })?;
-    for file in clinical {
-        announce(file);
-    }
-    let mut syncs = Syncs::default();
-    let written: Vec<Written> = files.into_iter().map(|f| syncs.start(f)).collect();
-
     let ids = IdRanges {
         new_patients: (volumes.new_patients > 0).then(|| {
             [
@@ -180,6 +189,73 @@ pub fn build(
     if let Some(last) = plan.last() {
         state.encounter_counter = last.number;
     }
+
+    // 3. Everything under way today, by encounter number: the census first.
+    let mut active = carried;
+    active.extend(plan);
+    for e in &active {
+        if e.disposition == Disposition::Expired && day.contains(e.discharge_secs()) {
+            state.patients[e.patient].deceased_date = Some(date.date());
+        }
+    }
+    let inputs = clinical::Inputs::new(config, mode, day, &state.patients, &active);
+    let snapshot: BTreeSet<usize> = (first_new..state.patients.len())
+        .chain(
+            active
+                .iter()
+                .filter(|e| inputs.touches(e))
+                .map(|e| e.patient),
+        )
+        .collect();
+
+    // Each file is announced as soon as it is written, in contract order.
+    // Syncing starts once all are written (syncing one file while writing
+    // the next slows the writes down on ext4), and the commit waits for it.
+    let mut files: Vec<Unsynced> = Vec::with_capacity(Dataset::ALL.len());
+    let mut announce = |file: Unsynced| {
+        on_file(&staging.join(&file.written().name));
+        log_written(file.written());
+        files.push(file);
+    };
+    let snapshot_date = date.date();
+    let master = &state.patients;
+    // Vitals, labs and notes are written in one pass, encounter by encounter;
+    // chunks of encounters are rendered on `threads` workers and written in
+    // number order. The patients and encounters files are written while the
+    // workers start.
+    let (clinical, last_events) = clinical::write(staging, &inputs, threads, &mut || {
+        announce(write_rows(
+            staging,
+            snapshot.iter().map(|&i| PatientRow {
+                patient: &master[i],
+                snapshot_date,
+            }),
+        )?);
+        announce(write_rows(
+            staging,
+            active
+                .iter()
+                .filter_map(|e| encounter_row(config, master, e, day, first_batch)),
+        )?);
+        Ok(())
+    })?;
+    for file in clinical {
+        announce(file);
+    }
+    let mut syncs = Syncs::default();
+    let written: Vec<Written> = files.into_iter().map(|f| syncs.start(f)).collect();
+
+    // 4. The census: whatever still has something to happen after today.
+    state.census = active
+        .into_iter()
+        .zip(last_events)
+        .filter(|(_, last)| *last >= day.end)
+        .map(|(encounter, _)| Carried {
+            scenario: config.scenarios[encounter.scenario].name.clone(),
+            encounter,
+        })
+        .collect();
+
     let manifest = Manifest {
         date,
         mode,
@@ -189,6 +265,7 @@ pub fn build(
         },
         seed: config.seed,
         config_sha256: config.fingerprint(),
+        volumes,
         ids,
         files: Dataset::ALL
             .into_iter()
@@ -199,6 +276,30 @@ pub fn build(
     write_atomic(&staging.join(MANIFEST_FILE), &manifest.to_bytes())?;
     on_file(&staging.join(MANIFEST_FILE));
     Ok((manifest, syncs))
+}
+
+/// The census as encounters of this config, by scenario name.
+fn resolve_census(config: &Config, census: &[Carried]) -> Result<Vec<Encounter>> {
+    census
+        .iter()
+        .map(|c| {
+            let scenario = config
+                .scenarios
+                .iter()
+                .position(|s| s.name == c.scenario)
+                .ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                        "encounter {} under way names scenario {:?}, which the config no longer has; restore that scenario to go on",
+                        model::encounter_id(c.encounter.number),
+                        c.scenario
+                    ))
+                })?;
+            Ok(Encounter {
+                scenario,
+                ..c.encounter.clone()
+            })
+        })
+        .collect()
 }
 
 fn log_written(written: &Written) {
@@ -227,20 +328,35 @@ fn move_patients<R: Rng + ?Sized>(
     }
 }
 
-/// An encounter of the plan as its `encounters.csv` row.
-fn encounter_row<'a>(config: &'a Config, patients: &[Patient], e: &Encounter) -> EncounterRow<'a> {
+/// The row `e` gets in the day's upsert feed, if any: on the day it is
+/// admitted (open, or finished if it also ends that day), and on the day it
+/// ends. On a mode's first day, the stays already under way appear too.
+fn encounter_row<'a>(
+    config: &'a Config,
+    patients: &[Patient],
+    e: &Encounter,
+    day: Day,
+    first_batch: bool,
+) -> Option<EncounterRow<'a>> {
+    let (admit, discharge) = (e.admit_secs(), e.discharge_secs());
+    let admitted =
+        day.contains(admit) || (first_batch && admit < day.start && discharge >= day.start);
+    let finished = discharge < day.end;
+    if !(admitted || (day.contains(discharge) && admit < day.start)) {
+        return None;
+    }
     let s = &config.scenarios[e.scenario];
-    EncounterRow {
+    Some(EncounterRow {
         number: e.number,
         patient: patients[e.patient].number,
         encounter_type: s.encounter_type,
         scenario: &s.name,
         department: &s.department,
         chief_complaint: &s.chief_complaints[e.complaint],
-        admit: e.admit.and_utc().timestamp(),
-        discharge: e.discharge.and_utc().timestamp(),
-        disposition: e.disposition,
-    }
+        admit,
+        end: finished.then_some((discharge, e.disposition)),
+        source: e.source,
+    })
 }
 
 #[cfg(test)]
@@ -275,6 +391,7 @@ mod tests {
         let exact = Overrides {
             new_patients: Some(3),
             encounters: Some(0),
+            catch_up: None,
         };
         let v = day_volumes(
             &mut seed.rng(Stream::Volumes),

@@ -1,19 +1,22 @@
 //! The clinical files of a batch (`vitals.csv`, `labs.csv`, `notes.jsonl`),
-//! written in one pass over the day's encounters.
+//! written in one pass over the encounters under way on the batch's day.
 //!
-//! Each encounter's rows are a pure function of its plan entry (its own
-//! random streams, its course), so the plan is cut into chunks that are
-//! rendered, generated and encoded, on worker threads, while the calling
-//! thread writes finished chunks in plan order, hashing as it goes. The bytes
-//! are therefore the same for any number of threads, and memory is bounded
-//! by the chunks in flight: at most [`AHEAD`] chunks per worker beyond the
-//! last one written.
+//! Each encounter's rows are a pure function of its plan entry (the random
+//! streams of its planning day, its course), so a stay that spans days is
+//! generated whole each day and only the rows dated that day are written:
+//! vitals measured, labs resulted, notes authored. The encounters are cut
+//! into chunks that are rendered, generated, filtered and encoded, on worker
+//! threads, while the calling thread writes finished chunks in encounter
+//! order, hashing as it goes. The bytes are therefore the same for any
+//! number of threads, and memory is bounded by the chunks in flight: at most
+//! [`AHEAD`] chunks per worker beyond the last one written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, mpsc};
 
+use super::batch::Day;
 use crate::config::Config;
 use crate::crashpoint;
 use crate::dataset::Dataset;
@@ -23,7 +26,7 @@ use crate::generate::encounters::Encounter;
 use crate::generate::notes::{self, Chart};
 use crate::generate::vitals::Series;
 use crate::generate::{DaySeed, Stream, labs};
-use crate::model::BatchDate;
+use crate::model::{BatchDate, Mode};
 use crate::output::{Chunk, Encoder, TextFile, Unsynced};
 use crate::rows::{Patient, VitalRow};
 
@@ -41,34 +44,90 @@ const AHEAD: usize = 8;
 
 /// What the pass reads.
 pub struct Inputs<'a> {
-    pub config: &'a Config,
-    pub seed: &'a DaySeed,
-    pub date: BatchDate,
-    pub patients: &'a [Patient],
-    pub plan: &'a [Encounter],
+    config: &'a Config,
+    day: Day,
+    patients: &'a [Patient],
+    /// The encounters under way, by number.
+    active: &'a [Encounter],
+    /// The random streams of each planning day the encounters come from.
+    seeds: HashMap<BatchDate, DaySeed>,
 }
 
-/// One chunk of encounters, rendered: a chunk of each file.
-type Rendered = [Chunk; 3];
+impl<'a> Inputs<'a> {
+    pub fn new(
+        config: &'a Config,
+        mode: Mode,
+        day: Day,
+        patients: &'a [Patient],
+        active: &'a [Encounter],
+    ) -> Inputs<'a> {
+        let seeds = active
+            .iter()
+            .map(|e| (e.plan_date, DaySeed::new(config.seed, mode, e.plan_date)))
+            .collect();
+        Inputs {
+            config,
+            day,
+            patients,
+            active,
+            seeds,
+        }
+    }
+
+    fn seed(&self, e: &Encounter) -> DaySeed {
+        self.seeds
+            .get(&e.plan_date)
+            .copied()
+            .unwrap_or_else(|| DaySeed::new(self.config.seed, Mode::Raw, e.plan_date))
+    }
+
+    /// Whether `e` has a row in the day's batch: it is in the house at some
+    /// time that day, or a result of it arrives that day.
+    pub fn touches(&self, e: &Encounter) -> bool {
+        if e.admit_secs() < self.day.end && e.discharge_secs() >= self.day.start {
+            return true;
+        }
+        let (patient, scenario) = (
+            &self.patients[e.patient],
+            &self.config.scenarios[e.scenario],
+        );
+        labs::results(
+            self.seed(e).rng(Stream::Labs(e.ordinal)),
+            scenario,
+            &Course::new(e, scenario),
+            patient.sex,
+            (e.number, patient.number),
+        )
+        .iter()
+        .any(|r| self.day.contains(r.resulted_at))
+    }
+}
+
+/// One chunk of encounters, rendered: a chunk of each file, and each
+/// encounter's last event (a later day's batch will have more of it if
+/// that is after the day).
+type Rendered = ([Chunk; 3], Vec<i64>);
 
 /// Writes the three files into `dir` using `threads` threads (1: all on the
 /// calling thread) and returns them in contract order, not yet synced.
 /// `first` runs on the calling thread once the workers have started, before
 /// any chunk is written: the batch writes its earlier files there, so that
 /// work overlaps the rendering.
+/// Also returns each active encounter's last event, in their order.
 pub fn write(
     dir: &Path,
     inputs: &Inputs<'_>,
     threads: usize,
     first: &mut dyn FnMut() -> Result<()>,
-) -> Result<Vec<Unsynced>> {
+) -> Result<(Vec<Unsynced>, Vec<i64>)> {
     let mut files = Vec::with_capacity(DATASETS.len());
     for dataset in DATASETS {
         files.push(TextFile::for_dataset(dir, dataset)?);
     }
-    let chunks: Vec<&[Encounter]> = inputs.plan.chunks(ENCOUNTERS_PER_CHUNK).collect();
+    let chunks: Vec<&[Encounter]> = inputs.active.chunks(ENCOUNTERS_PER_CHUNK).collect();
     let buffers = Buffers::default();
-    let mut write = |index: usize, rendered: Rendered| -> Result<()> {
+    let mut last_events = Vec::with_capacity(inputs.active.len());
+    let mut write = |index: usize, (rendered, last): Rendered| -> Result<()> {
         if index == chunks.len() / 2 && crashpoint::armed() {
             crashpoint::reached("vitals");
             crashpoint::failure("vitals").map_err(Error::io("cannot write", files[0].path()))?;
@@ -77,6 +136,7 @@ pub fn write(
             file.write(chunk)?;
         }
         buffers.give_back(rendered);
+        last_events.extend(last);
         Ok(())
     };
 
@@ -89,7 +149,10 @@ pub fn write(
     } else {
         in_parallel(inputs, &buffers, &chunks, threads, first, &mut write)?;
     }
-    Ok(files.into_iter().map(TextFile::close).collect())
+    Ok((
+        files.into_iter().map(TextFile::close).collect(),
+        last_events,
+    ))
 }
 
 /// Renders `chunks` on `threads` workers and hands them to `write` in order.
@@ -206,7 +269,7 @@ impl Buffers {
             .unwrap_or_default()
     }
 
-    fn give_back(&self, rendered: Rendered) {
+    fn give_back(&self, rendered: [Chunk; 3]) {
         if let Ok(mut free) = self.0.lock() {
             free.extend(rendered.into_iter().map(|chunk| chunk.bytes));
         }
@@ -232,19 +295,17 @@ impl<'a> Renderer<'a> {
     }
 
     fn render(&mut self, encounters: &[Encounter]) -> Rendered {
-        let Inputs {
-            config,
-            seed,
-            date,
-            patients,
-            ..
-        } = *self.inputs;
+        let inputs = self.inputs;
+        let (config, day, patients) = (inputs.config, inputs.day, inputs.patients);
         let [vitals_out, labs_out, notes_out] = &mut self.encoders;
+        let mut last_events = Vec::with_capacity(encounters.len());
         for e in encounters {
             let patient = &patients[e.patient];
             let scenario = &config.scenarios[e.scenario];
             let course = Course::new(e, scenario);
             let ids = (e.number, patient.number);
+            let seed = inputs.seed(e);
+            let mut last = e.discharge_secs();
 
             self.vitals.clear();
             self.vitals.extend(Series::new(
@@ -254,7 +315,7 @@ impl<'a> Renderer<'a> {
                 course,
                 ids,
             ));
-            for row in &self.vitals {
+            for row in self.vitals.iter().filter(|v| day.contains(v.measured_at)) {
                 vitals_out.row(row);
             }
             let results = labs::results(
@@ -265,14 +326,19 @@ impl<'a> Renderer<'a> {
                 ids,
             );
             for row in &results {
-                labs_out.row(row);
+                last = last.max(row.resulted_at);
+                if day.contains(row.resulted_at) {
+                    labs_out.row(row);
+                }
             }
             let chart = Chart {
                 encounter: e.number,
                 patient: patient.number,
                 scenario,
                 complaint: &scenario.chief_complaints[e.complaint],
-                age: patient.age_on(date.date()),
+                // As of admission, so the notes read the same whichever day
+                // of the stay they are generated on.
+                age: patient.age_on(e.admit.date()),
                 sex: patient.sex,
                 disposition: e.disposition,
                 course: &course,
@@ -280,12 +346,18 @@ impl<'a> Renderer<'a> {
                 labs: &results,
             };
             for row in notes::compose(seed.rng(Stream::Notes(e.ordinal)), &chart) {
-                notes_out.row(&row);
+                last = last.max(row.authored_at);
+                if day.contains(row.authored_at) {
+                    notes_out.row(&row);
+                }
             }
+            last_events.push(last);
         }
         let buffers = self.buffers;
-        self.encoders
+        let chunks = self
+            .encoders
             .each_mut()
-            .map(|encoder| encoder.take_into(buffers.get()))
+            .map(|encoder| encoder.take_into(buffers.get()));
+        (chunks, last_events)
     }
 }

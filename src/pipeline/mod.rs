@@ -3,6 +3,7 @@
 
 mod batch;
 mod clinical;
+mod rebuild;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 pub use batch::{DayVolumes, day_volumes};
+pub use rebuild::Rebuilt;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -17,16 +19,19 @@ use crate::layout::Layout;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::model::{BatchDate, Mode};
 use crate::state::{
-    LEDGER_FILE, LedgerEntry, Rebuilt, StateFingerprint, StateStore, check_agreement, read_ledger,
-    rebuild, recorded_manifest,
+    LEDGER_FILE, LedgerEntry, State, StateFingerprint, StateStore, check_agreement, read_ledger,
+    recorded_manifest,
 };
 
-/// Per-run volume overrides, taken exactly (the CLI's `--new-patients` and
-/// `--encounters`).
+/// Per-run options: volume overrides, taken exactly (the CLI's
+/// `--new-patients` and `--encounters`), and whether to generate the days
+/// missing before the date first (`--catch-up`), and how many at most.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub new_patients: Option<u32>,
     pub encounters: Option<u32>,
+    /// `Some(limit)`: generate up to `limit` missing days first.
+    pub catch_up: Option<u32>,
 }
 
 /// What a `generate` call did.
@@ -37,6 +42,8 @@ pub struct Outcome {
     pub dir: PathBuf,
     pub manifest: Manifest,
     pub elapsed: Duration,
+    /// With catch-up, the days generated first, in order.
+    pub caught_up: Vec<Outcome>,
 }
 
 pub struct Engine {
@@ -94,10 +101,94 @@ impl Engine {
                 dir,
                 manifest,
                 elapsed: started.elapsed(),
+                caught_up: Vec::new(),
             });
+        }
+        // A mode's days run forward one at a time: the census carries its
+        // stays from each day to the next.
+        let mut missing = Vec::new();
+        if let Some(last) = ledger.last().map(|e| e.date) {
+            let next = last.succ();
+            match next {
+                Some(next) if next == date => {}
+                Some(next) if date > next && overrides.catch_up.is_some() => {
+                    let gap = (date.date() - next.date()).num_days().unsigned_abs();
+                    let limit = overrides.catch_up.unwrap_or(0);
+                    if gap > u64::from(limit) {
+                        return Err(Error::CatchUpTooFar {
+                            mode,
+                            asked: date,
+                            next,
+                            days: gap,
+                            limit,
+                        });
+                    }
+                    let mut day = next;
+                    while day < date {
+                        missing.push(day);
+                        match day.succ() {
+                            Some(following) => day = following,
+                            None => break,
+                        }
+                    }
+                }
+                _ => {
+                    return Err(Error::DateOrder {
+                        mode,
+                        asked: date,
+                        last,
+                        next,
+                    });
+                }
+            }
         }
 
         let mut state = store.load()?;
+        let mut caught_up = Vec::with_capacity(missing.len());
+        for day in missing {
+            let began = Instant::now();
+            let manifest = self.commit_day(
+                &store,
+                &mut state,
+                mode,
+                day,
+                &Overrides::default(),
+                &mut |_| {},
+            )?;
+            caught_up.push(Outcome {
+                created: true,
+                dir: self.layout.batch_dir(mode, day),
+                manifest,
+                elapsed: began.elapsed(),
+                caught_up: Vec::new(),
+            });
+        }
+        let began = Instant::now();
+        let manifest = self.commit_day(&store, &mut state, mode, date, overrides, on_file)?;
+        Ok(Outcome {
+            created: true,
+            dir,
+            manifest,
+            elapsed: if caught_up.is_empty() {
+                started.elapsed()
+            } else {
+                began.elapsed()
+            },
+            caught_up,
+        })
+    }
+
+    /// Generates and commits one day on top of `state`, which it advances.
+    fn commit_day(
+        &self,
+        store: &StateStore,
+        state: &mut State,
+        mode: Mode,
+        date: BatchDate,
+        overrides: &Overrides,
+        on_file: &mut dyn FnMut(&std::path::Path),
+    ) -> Result<Manifest> {
+        let started = Instant::now();
         let staging = store.begin(date)?;
         let (manifest, syncs) = match batch::build(
             &self.config,
@@ -105,7 +196,7 @@ impl Engine {
             date,
             overrides,
             self.config.generation.effective_threads(),
-            &mut state,
+            state,
             &staging,
             on_file,
         ) {
@@ -117,23 +208,21 @@ impl Engine {
         };
         state.ledger.push(LedgerEntry {
             date,
+            volumes: manifest.volumes,
             patients_total: state.patients.len() as u64,
             encounter_counter: state.encounter_counter,
+            census: state.census.len() as u64,
             manifest_sha256: hex::encode(Sha256::digest(manifest.to_bytes())),
         });
-        store.commit(date, &state, syncs)?;
+        store.commit(date, state, syncs)?;
         tracing::info!(
             %mode,
             %date,
+            carried = state.census.len(),
             seconds = started.elapsed().as_secs_f64(),
             "batch committed"
         );
-        Ok(Outcome {
-            created: true,
-            dir,
-            manifest,
-            elapsed: started.elapsed(),
-        })
+        Ok(manifest)
     }
 
     /// Opens the mode's state for a run, with its ledger, refusing it unless
@@ -201,11 +290,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Rebuilds the mode's state from its committed batches (see
-    /// [`crate::state::rebuild`]).
+    /// Rebuilds the mode's state by replaying its committed batches (see
+    /// [`rebuild`]).
     pub fn rebuild_state(&self, mode: Mode) -> Result<Rebuilt> {
         let timeout = Duration::from_secs(self.config.state.lock_timeout_secs);
-        rebuild(&self.layout, mode, timeout)
+        let store = StateStore::open(&self.layout, mode, timeout)?;
+        rebuild::replay(self, &store, mode)
     }
 }
 
@@ -216,15 +306,7 @@ fn check_volumes(
     manifest: &Manifest,
     overrides: &Overrides,
 ) -> Result<()> {
-    let issued = |ids: &Option<[String; 2]>, parse: fn(&str) -> Option<u64>| {
-        ids.as_ref()
-            .and_then(|[first, last]| Some(parse(last)? + 1 - parse(first)?))
-            .unwrap_or(0)
-    };
-    let committed = (
-        issued(&manifest.ids.new_patients, crate::model::parse_patient_id),
-        issued(&manifest.ids.encounters, crate::model::parse_encounter_id),
-    );
+    let committed = (manifest.volumes.new_patients, manifest.volumes.encounters);
     let mut differs = Vec::new();
     let mut has = Vec::new();
     for (name, asked, committed) in [
@@ -232,7 +314,7 @@ fn check_volumes(
         ("encounters", overrides.encounters, committed.1),
     ] {
         if let Some(asked) = asked
-            && u64::from(asked) != committed
+            && asked != committed
         {
             differs.push(format!("{name}={asked}"));
             has.push(format!("{name}={committed}"));

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use crate::dataset::Dataset;
 use crate::dataset::FileFormat;
 use crate::error::{Error, Result};
+use crate::generate::encounters::Encounter;
 use crate::model::{self, BatchDate, Sex};
 use crate::output::write_atomic;
 use crate::output::{CHUNK_BYTES, Encoder, TextFile};
@@ -20,10 +21,13 @@ fn master_header() -> &'static [&'static str] {
     &header[..header.len() - 1]
 }
 
-pub const LEDGER_HEADER: [&str; 4] = [
+pub const LEDGER_HEADER: [&str; 7] = [
     "date",
+    "new_patients",
+    "encounters",
     "patients_total",
     "encounter_counter",
+    "census",
     "manifest_sha256",
 ];
 
@@ -31,10 +35,15 @@ pub const LEDGER_HEADER: [&str; 4] = [
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LedgerEntry {
     pub date: BatchDate,
+    /// The day's volumes (see the manifest's `volumes`): what a replay of
+    /// the day needs even when its batch is gone.
+    pub volumes: crate::pipeline::DayVolumes,
     /// Patients in the master after this batch (patient numbers are 1..=total).
     pub patients_total: u64,
     /// The last encounter number issued after this batch.
     pub encounter_counter: u64,
+    /// Encounters carried to the next day after this batch.
+    pub census: u64,
     pub manifest_sha256: String,
 }
 
@@ -146,14 +155,6 @@ pub fn read_master(path: &Path) -> Result<Vec<Patient>> {
     Ok(patients)
 }
 
-/// Reads a batch's `patients.csv` (the master's columns plus
-/// `snapshot_date`), strictly, for rebuilding the master from it.
-pub fn read_snapshot(path: &Path) -> Result<Vec<Patient>> {
-    records(path, crate::schema::header(Dataset::Patients))?
-        .map(|item| item.and_then(|(line, r)| parse_patient(path, line, &r)))
-        .collect()
-}
-
 /// One patient from the master's columns, which the snapshot starts with.
 fn parse_patient(path: &Path, line: u64, r: &csv::StringRecord) -> Result<Patient> {
     let number = model::parse_patient_id(&r[0]).ok_or_else(|| {
@@ -191,6 +192,10 @@ fn parse_patient(path: &Path, line: u64, r: &csv::StringRecord) -> Result<Patien
         birth_date: date_field(path, line, "birth_date", &r[5])?,
         postal_code: r[6].to_string(),
         registered_date: date_field(path, line, "registered_date", &r[7])?,
+        deceased_date: match &r[8] {
+            "" => None,
+            text => Some(date_field(path, line, "deceased_date", text)?),
+        },
     })
 }
 
@@ -224,11 +229,22 @@ pub fn read_ledger(path: &Path) -> Result<Vec<LedgerEntry>> {
                 format!("date {:?} is not a YYYY-MM-DD date", &r[0]),
             )
         })?;
+        let volume = |column: &str, value: &str| {
+            number_field(path, line, column, value).and_then(|n| {
+                u32::try_from(n)
+                    .map_err(|_| corrupt(path, Some(line), format!("{column} {n} is too large")))
+            })
+        };
         let entry = LedgerEntry {
             date,
-            patients_total: number_field(path, line, "patients_total", &r[1])?,
-            encounter_counter: number_field(path, line, "encounter_counter", &r[2])?,
-            manifest_sha256: r[3].to_string(),
+            volumes: crate::pipeline::DayVolumes {
+                new_patients: volume("new_patients", &r[1])?,
+                encounters: volume("encounters", &r[2])?,
+            },
+            patients_total: number_field(path, line, "patients_total", &r[3])?,
+            encounter_counter: number_field(path, line, "encounter_counter", &r[4])?,
+            census: number_field(path, line, "census", &r[5])?,
+            manifest_sha256: r[6].to_string(),
         };
         if entry.manifest_sha256.len() != 64
             || !entry.manifest_sha256.bytes().all(|b| b.is_ascii_hexdigit())
@@ -262,8 +278,14 @@ pub fn write_ledger(path: &Path, entries: &[LedgerEntry]) -> Result<()> {
     text.push('\n');
     for e in entries {
         text.push_str(&format!(
-            "{},{},{},{}\n",
-            e.date, e.patients_total, e.encounter_counter, e.manifest_sha256
+            "{},{},{},{},{},{},{}\n",
+            e.date,
+            e.volumes.new_patients,
+            e.volumes.encounters,
+            e.patients_total,
+            e.encounter_counter,
+            e.census,
+            e.manifest_sha256
         ));
     }
     write_atomic(path, text.as_bytes())
@@ -286,4 +308,105 @@ pub fn read_counter(path: &Path) -> Result<u64> {
 
 pub fn write_counter(path: &Path, value: u64) -> Result<()> {
     write_atomic(path, format!("{value}\n").as_bytes())
+}
+
+pub const CENSUS_HEADER: [&str; 12] = [
+    "plan_date",
+    "ordinal",
+    "encounter_id",
+    "patient_id",
+    "returning",
+    "scenario",
+    "complaint",
+    "admit_time",
+    "discharge_time",
+    "disposition",
+    "severity",
+    "source_encounter_id",
+];
+
+/// An encounter carried from one day to the next: under way, or finished
+/// with results still to come, or admitted tomorrow. Its scenario is kept by
+/// name, which the pipeline resolves against the config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Carried {
+    pub scenario: String,
+    pub encounter: Encounter,
+}
+
+pub fn read_census(path: &Path) -> Result<Vec<Carried>> {
+    let mut carried = Vec::new();
+    for item in records(path, &CENSUS_HEADER)? {
+        let (line, r) = item?;
+        let bad = |column: &str, value: &str| {
+            corrupt(
+                path,
+                Some(line),
+                format!("{column} {value:?} does not parse"),
+            )
+        };
+        let time = |column: &str, value: &str| {
+            crate::output::parse_timestamp(value)
+                .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+                .map(|t| t.naive_utc())
+                .ok_or_else(|| bad(column, value))
+        };
+        let encounter = Encounter {
+            plan_date: r[0].parse().map_err(|_| bad("plan_date", &r[0]))?,
+            ordinal: r[1].parse().map_err(|_| bad("ordinal", &r[1]))?,
+            number: model::parse_encounter_id(&r[2]).ok_or_else(|| bad("encounter_id", &r[2]))?,
+            patient: model::parse_patient_id(&r[3])
+                .and_then(|n| usize::try_from(n).ok()?.checked_sub(1))
+                .ok_or_else(|| bad("patient_id", &r[3]))?,
+            returning: r[4].parse().map_err(|_| bad("returning", &r[4]))?,
+            scenario: usize::MAX,
+            complaint: r[6].parse().map_err(|_| bad("complaint", &r[6]))?,
+            admit: time("admit_time", &r[7])?,
+            discharge: time("discharge_time", &r[8])?,
+            disposition: model::Disposition::parse(&r[9])
+                .ok_or_else(|| bad("disposition", &r[9]))?,
+            severity: r[10]
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite())
+                .ok_or_else(|| bad("severity", &r[10]))?,
+            source: match &r[11] {
+                "" => None,
+                id => Some(
+                    model::parse_encounter_id(id).ok_or_else(|| bad("source_encounter_id", id))?,
+                ),
+            },
+        };
+        carried.push(Carried {
+            scenario: r[5].to_string(),
+            encounter,
+        });
+    }
+    Ok(carried)
+}
+
+pub fn write_census(path: &Path, carried: &[Carried]) -> Result<()> {
+    let mut text = CENSUS_HEADER.join(",");
+    text.push('\n');
+    let mut ts = crate::output::Timestamps::default();
+    for c in carried {
+        let e = &c.encounter;
+        let admit = String::from_utf8_lossy(ts.format(e.admit_secs())).into_owned();
+        let discharge = String::from_utf8_lossy(ts.format(e.discharge_secs())).into_owned();
+        // Severity in Rust's shortest round-trip form: read back exactly.
+        text.push_str(&format!(
+            "{},{},{},{},{},{},{},{admit},{discharge},{},{:?},{}\n",
+            e.plan_date,
+            e.ordinal,
+            model::encounter_id(e.number),
+            model::patient_id(e.patient as u64 + 1),
+            e.returning,
+            c.scenario,
+            e.complaint,
+            e.disposition.as_str(),
+            e.severity,
+            e.source.map(model::encounter_id).unwrap_or_default(),
+        ));
+    }
+    write_atomic(path, text.as_bytes())
 }

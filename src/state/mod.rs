@@ -26,11 +26,11 @@
 //! every ledger entry has its batch with the recorded manifest, and every
 //! committed batch has its ledger entry. A state that was lost, or restored
 //! from a backup older than the data, would otherwise reissue IDs. The way
-//! back is [`rebuild`], from the committed batches.
+//! back is `datagen state rebuild` (`crate::pipeline::rebuild`), which
+//! replays the committed batches.
 
 mod files;
 mod lock;
-mod rebuild;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -38,9 +38,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub use files::{LedgerEntry, read_ledger};
+pub use files::{Carried, LedgerEntry, read_ledger};
 pub use lock::StateLock;
-pub use rebuild::{Rebuilt, rebuild};
 
 use crate::crashpoint;
 use crate::error::{Error, Result};
@@ -53,7 +52,9 @@ use crate::output::{Syncs, sync_dir, write_atomic};
 pub const MASTER_FILE: &str = "patients_master.csv";
 pub const COUNTER_FILE: &str = "encounter_id_counter.txt";
 pub const LEDGER_FILE: &str = "ledger.csv";
-const STATE_FILES: [&str; 3] = [MASTER_FILE, COUNTER_FILE, LEDGER_FILE];
+pub const CENSUS_FILE: &str = "census.csv";
+/// Written in this order, the ledger last (see [`StateStore::replace`]).
+const STATE_FILES: [&str; 4] = [MASTER_FILE, COUNTER_FILE, CENSUS_FILE, LEDGER_FILE];
 const TXN_DIR: &str = ".txn";
 const COMMIT_MARKER: &str = "COMMIT";
 /// Where `state rebuild` prepares the new files before renaming them over.
@@ -65,6 +66,8 @@ pub struct State {
     pub patients: Vec<Patient>,
     /// The last encounter number issued.
     pub encounter_counter: u64,
+    /// The encounters carried to the next day.
+    pub census: Vec<Carried>,
     pub ledger: Vec<LedgerEntry>,
 }
 
@@ -72,19 +75,12 @@ pub struct State {
 /// changes it.
 pub type StateFingerprint = Vec<Option<(u64, std::time::SystemTime)>>;
 
-/// What could be read of a state that may be damaged.
-#[derive(Debug, Default)]
-pub struct Salvaged {
-    pub patients: Option<Vec<Patient>>,
-    pub encounter_counter: Option<u64>,
-    pub ledger: Option<Vec<LedgerEntry>>,
-}
-
 /// Writes the three state files into a new directory `dir`, synced.
 fn write_state_files(dir: &Path, state: &State) -> Result<()> {
     std::fs::create_dir(dir).map_err(Error::io("cannot create", dir))?;
     files::write_master(&dir.join(MASTER_FILE), &state.patients)?;
     files::write_counter(&dir.join(COUNTER_FILE), state.encounter_counter)?;
+    files::write_census(&dir.join(CENSUS_FILE), &state.census)?;
     files::write_ledger(&dir.join(LEDGER_FILE), &state.ledger)?;
     sync_dir(dir)
 }
@@ -188,9 +184,13 @@ impl StateStore {
         let ledger = read_ledger(&self.path(LEDGER_FILE))?;
         let patients = files::read_master(&self.path(MASTER_FILE))?;
         let encounter_counter = files::read_counter(&self.path(COUNTER_FILE))?;
-        let (expected_patients, expected_counter) = ledger
-            .last()
-            .map_or((0, 0), |e| (e.patients_total, e.encounter_counter));
+        let census = files::read_census(&self.path(CENSUS_FILE))?;
+        let (expected_patients, expected_counter, expected_census) =
+            ledger.last().map_or((0, 0, 0), |e| {
+                (e.patients_total, e.encounter_counter, e.census)
+            });
+        // The master and counter first: a census entry past them usually
+        // means one of them was cut short.
         if patients.len() as u64 != expected_patients {
             return Err(Error::CorruptState {
                 path: self.path(MASTER_FILE),
@@ -211,9 +211,33 @@ impl StateStore {
                 ),
             });
         }
+        if census.len() as u64 != expected_census {
+            return Err(Error::CorruptState {
+                path: self.path(CENSUS_FILE),
+                line: Some(census.len() as u64 + 1),
+                reason: format!(
+                    "carries {} encounters but {LEDGER_FILE} records {expected_census}",
+                    census.len()
+                ),
+            });
+        }
+        if let Some(c) = census.iter().find(|c| {
+            c.encounter.number > encounter_counter || c.encounter.patient >= patients.len()
+        }) {
+            return Err(Error::CorruptState {
+                path: self.path(CENSUS_FILE),
+                line: None,
+                reason: format!(
+                    "carries {} of {}, who is not in the master or past the counter",
+                    crate::model::encounter_id(c.encounter.number),
+                    crate::model::patient_id(c.encounter.patient as u64 + 1)
+                ),
+            });
+        }
         Ok(State {
             patients,
             encounter_counter,
+            census,
             ledger,
         })
     }
@@ -286,16 +310,6 @@ impl StateStore {
             .collect()
     }
 
-    /// The state as it is, if it can be read at all: what a rebuild keeps
-    /// IDs from, so that none is ever issued twice.
-    pub fn salvage(&self) -> Salvaged {
-        Salvaged {
-            patients: files::read_master(&self.path(MASTER_FILE)).ok(),
-            encounter_counter: files::read_counter(&self.path(COUNTER_FILE)).ok(),
-            ledger: read_ledger(&self.path(LEDGER_FILE)).ok(),
-        }
-    }
-
     /// Steps 3 and 4 of the protocol; safe to repeat after a crash in them.
     fn apply(&self, date: BatchDate) -> Result<()> {
         let staged = self.layout.staging_dir(self.mode, date);
@@ -362,7 +376,7 @@ impl StateStore {
 
     /// Leaves no empty staging folders in the data directory. `remove_dir`
     /// only removes empty ones, so another mode's batch in flight is safe.
-    fn tidy_staging(&self) {
+    pub(crate) fn tidy_staging(&self) {
         let root = self.layout.staging_root(self.mode);
         let _ = std::fs::remove_dir(&root);
         if let Some(parent) = root.parent() {

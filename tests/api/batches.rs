@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::io::Read;
 
-use crate::helpers::{assert_valid_batch, problem, sha256_hex, spawn_app, spawn_app_with};
+use crate::helpers::{
+    assert_valid_batch, assert_valid_feed, problem, sha256_hex, spawn_app, spawn_app_with,
+};
 
 #[tokio::test]
 async fn post_creates_a_batch_then_returns_the_same_manifest_with_200() {
@@ -267,17 +269,51 @@ async fn committed_files_support_etag_range_and_gzip() {
     app.stop().await;
 }
 
+/// A mode's days run forward: a gap is a 409 naming the next date, and
+/// `catch_up=true` fills it (within `server.max_catch_up_days`); the list
+/// shows every day, newest first.
 #[tokio::test]
-async fn the_list_shows_committed_batches_newest_first() {
-    let app = spawn_app().await;
-    for date in ["2026-02-09", "2026-02-11", "2026-02-10"] {
-        assert_eq!(
-            app.post(&format!("/batches/{date}?mode=sample"))
-                .await
-                .status(),
-            201
-        );
-    }
+async fn dates_run_forward_catch_up_fills_a_gap_and_the_list_is_newest_first() {
+    let app = spawn_app_with(&[("DATAGEN__SERVER__MAX_CATCH_UP_DAYS", "1")]).await;
+    assert_eq!(
+        app.post("/batches/2026-02-09?mode=sample").await.status(),
+        201
+    );
+    let before = app.tree();
+    let detail = problem(app.post("/batches/2026-02-11?mode=sample").await, 409).await;
+    assert!(
+        detail.contains("the next sample batch is 2026-02-10, not 2026-02-11"),
+        "{detail}"
+    );
+    let detail = problem(app.post("/batches/2026-02-08?mode=sample").await, 409).await;
+    assert!(
+        detail.contains("comes before the last sample batch"),
+        "{detail}"
+    );
+    assert_eq!(app.tree(), before, "a refused date wrote something");
+
+    let caught: serde_json::Value = app
+        .post("/batches/2026-02-11?mode=sample&catch_up=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(caught["date"], "2026-02-11");
+    // Two days missing is more than this server lets one request catch up.
+    let before = app.tree();
+    let detail = problem(
+        app.post("/batches/2026-02-14?mode=sample&catch_up=true")
+            .await,
+        409,
+    )
+    .await;
+    assert!(
+        detail.contains("generating 2 sample batches first, from 2026-02-12")
+            && detail.contains("server.max_catch_up_days"),
+        "{detail}"
+    );
+    assert_eq!(app.tree(), before);
+
     let list: serde_json::Value = app.get("/batches?mode=sample").await.json().await.unwrap();
     let dates: Vec<&str> = list["batches"]
         .as_array()
@@ -291,6 +327,9 @@ async fn the_list_shows_committed_batches_newest_first() {
     assert!(first["created_at"].as_str().unwrap().ends_with('Z'));
     let raw: serde_json::Value = app.get("/batches").await.json().await.unwrap();
     assert_eq!(raw["batches"].as_array().unwrap().len(), 0);
+    for date in ["2026-02-09", "2026-02-10", "2026-02-11"] {
+        assert_valid_batch(&app.batch_dir("sample", date));
+    }
     app.stop().await;
 }
 
@@ -311,27 +350,38 @@ async fn concurrent_posts_of_one_date_generate_it_once() {
     app.stop().await;
 }
 
+/// Concurrent catching-up POSTs of different dates of both modes: however
+/// they interleave, each day is generated once, in order, and the feed is
+/// the one a single caller asking day by day would get.
 #[tokio::test]
 async fn concurrent_posts_of_different_dates_and_modes_keep_ids_unique() {
     let app = spawn_app().await;
     let dates = ["2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05"];
     let paths: Vec<String> = dates
         .iter()
-        .flat_map(|date| ["raw", "sample"].map(|mode| format!("/batches/{date}?mode={mode}")))
+        .flat_map(|date| {
+            ["raw", "sample"].map(|mode| format!("/batches/{date}?mode={mode}&catch_up=true"))
+        })
         .collect();
+    let mut created = 0;
     for r in futures_util::future::join_all(paths.iter().map(|p| app.post(p))).await {
-        assert_eq!(r.status(), 201);
+        assert!([200, 201].contains(&r.status().as_u16()), "{}", r.status());
+        created += usize::from(r.status() == 201);
     }
+    assert!(created >= 2, "each mode created its batches");
     for mode in ["raw", "sample"] {
         let mut encounters = HashSet::new();
         let mut vitals = HashSet::new();
         for date in dates {
             let dir = app.batch_dir(mode, date);
             let mut rdr = csv::Reader::from_path(dir.join("encounters.csv")).unwrap();
+            // An encounter appears when it starts and again when it
+            // finishes: (id, status) is unique.
             for r in rdr.records() {
+                let r = r.unwrap();
                 assert!(
-                    encounters.insert(r.unwrap()[0].to_string()),
-                    "duplicate encounter id in {mode}"
+                    encounters.insert((r[0].to_string(), r[9].to_string())),
+                    "duplicate encounter row in {mode}"
                 );
             }
             let mut rdr = csv::Reader::from_path(dir.join("vitals.csv")).unwrap();
@@ -351,11 +401,21 @@ async fn concurrent_posts_of_different_dates_and_modes_keep_ids_unique() {
                 .join("encounter_id_counter.txt"),
         )
         .unwrap();
+        let issued: HashSet<&String> = encounters.iter().map(|(id, _)| id).collect();
+        let census =
+            std::fs::read_to_string(app.dir.path().join("state").join(mode).join("census.csv"))
+                .unwrap();
+        let waiting = census
+            .lines()
+            .skip(1)
+            .filter(|l| !issued.contains(&l.split(',').nth(2).unwrap().to_string()))
+            .count();
         assert_eq!(
             counter.trim().parse::<usize>().unwrap(),
-            encounters.len(),
-            "{mode}: counter matches the encounters issued"
+            issued.len() + waiting,
+            "{mode}: the counter matches the encounters issued"
         );
+        assert_valid_feed(&app.dir.path().join("data").join(mode));
     }
     app.stop().await;
 }
@@ -369,7 +429,8 @@ async fn per_request_volumes_are_exact_and_bounded() {
         .json()
         .await
         .unwrap();
-    assert_eq!(ok["files"][1]["rows"], 100);
+    assert_eq!(ok["volumes"]["encounters"], 100);
+    assert_eq!(ok["volumes"]["new_patients"], 40);
     let before = app.tree();
     let detail = problem(
         app.post("/batches/2026-03-07?mode=raw&encounters=101")

@@ -138,8 +138,18 @@ pub async fn problem(response: reqwest::Response, status: u16) -> String {
 
 /// Runs `datagen validate` on a batch directory and insists it passes.
 pub fn assert_valid_batch(dir: &std::path::Path) {
+    assert_validates(&[], dir);
+}
+
+/// Checks a mode's batches as one feed with `datagen validate --feed`.
+pub fn assert_valid_feed(dir: &std::path::Path) {
+    assert_validates(&["--feed"], dir);
+}
+
+fn assert_validates(flags: &[&str], dir: &std::path::Path) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_datagen"))
         .arg("validate")
+        .args(flags)
         .arg(dir)
         .output()
         .unwrap();

@@ -391,21 +391,29 @@ fn exit_codes_and_messages_are_as_documented() {
         ),
         (&["validate", "no/such/dir"], 1, "_manifest.json"),
         (&["serve", "--bind", "nonsense"], 1, "server.bind"),
+        // Dates run forward one day at a time per mode.
         (
-            // Before the first registration, and nobody new: nobody to see.
+            &["generate", "--mode", "sample", "--date", "2026-02-10"],
+            1,
+            "the next sample batch is 2026-02-09, not 2026-02-10",
+        ),
+        (
+            &["generate", "--mode", "sample", "--date", "2026-02-07"],
+            1,
+            "2026-02-07 comes before the last sample batch, 2026-02-08, and was never generated",
+        ),
+        (
             &[
                 "generate",
                 "--mode",
                 "sample",
-                "--date",
-                "2026-02-07",
-                "--new-patients",
-                "0",
-                "--encounters",
-                "5",
+                "--from",
+                "2026-02-10",
+                "--to",
+                "2026-02-11",
             ],
             1,
-            "there are no patients to see",
+            "the next sample batch is 2026-02-09, not 2026-02-10",
         ),
     ];
     for (args, code, message) in refused {
@@ -417,7 +425,32 @@ fn exit_codes_and_messages_are_as_documented() {
         assert_untouched(&sb, &before);
     }
 
-    // Success: 0, the bounds of the range included, and the batches are valid.
+    // The first date of a mode with nobody registered and nobody new: the
+    // warm start's inpatients are all in the house, so nobody can be seen.
+    let fresh = Sandbox::new();
+    let out = fresh.run(&[
+        "generate",
+        "--mode",
+        "raw",
+        "--date",
+        "2026-02-07",
+        "--new-patients",
+        "0",
+        "--encounters",
+        "5",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("there are no patients to see"), "{stderr}");
+    let files: Vec<_> = fresh
+        .tree()
+        .into_iter()
+        .filter(|(_, f)| f.is_some())
+        .collect();
+    assert!(files.is_empty(), "a refused first run wrote {files:?}");
+
+    // Success: 0, the bounds of the range included (each the first date of
+    // its mode), and the batches are valid.
     for (args, message) in [
         (&["--help"][..], "Usage"),
         (
@@ -425,11 +458,11 @@ fn exit_codes_and_messages_are_as_documented() {
             "exists",
         ),
         (
-            &["generate", "--mode", "sample", "--date", "1900-01-01"],
+            &["generate", "--mode", "sample", "--date", "2026-02-09"],
             "created",
         ),
         (
-            &["generate", "--mode", "sample", "--date", "2199-12-31"],
+            &["generate", "--mode", "raw", "--date", "1900-01-01"],
             "created",
         ),
     ] {
@@ -440,7 +473,10 @@ fn exit_codes_and_messages_are_as_documented() {
             "datagen {args:?}"
         );
     }
-    for date in ["1900-01-01", "2199-12-31"] {
-        sb.ok(&["validate", sb.batch("sample", date).to_str().unwrap()]);
-    }
+    fresh.generate("sample", "2199-12-31", &[]);
+    sb.ok(&["validate", sb.batch("raw", "1900-01-01").to_str().unwrap()]);
+    fresh.ok(&[
+        "validate",
+        fresh.batch("sample", "2199-12-31").to_str().unwrap(),
+    ]);
 }

@@ -117,43 +117,95 @@ fn assert_note_keys_match_schema(path: &std::path::Path) {
     }
 }
 
+/// Encounter rows form an upsert feed: an encounter appears when first
+/// touched and once more only to finish; every number the counter issued is
+/// either in the feed or waiting in the census. Patients keep their
+/// identity, and the snapshot is exactly who the day's rows refer to.
 #[test]
 fn ids_stay_unique_and_stable_across_dates_and_counters_advance() {
     let sb = Sandbox::new();
-    let mut all_encounters = HashSet::new();
+    // Encounter ID -> whether its last row was finished, and its window.
+    let mut seen: HashMap<String, bool> = HashMap::new();
+    let mut windows: HashMap<String, (String, i64, Option<i64>)> = HashMap::new();
     let mut master_before: Vec<HashMap<String, String>> = Vec::new();
-    let mut last_encounter = 0u64;
+    let mut counter_before = 0u64;
     for date in DATES {
         sb.generate("sample", date, &[]);
         let dir = sb.batch("sample", date);
         let encounters = read_csv(&dir.join("encounters.csv"));
         let patients = read_csv(&dir.join("patients.csv"));
         let vitals = read_csv(&dir.join("vitals.csv"));
+        let labs = read_csv(&dir.join("labs.csv"));
         let master = read_csv(&sb.state("sample").join("patients_master.csv"));
+        let census = read_csv(&sb.state("sample").join("census.csv"));
+        let counter: u64 =
+            std::fs::read_to_string(sb.state("sample").join("encounter_id_counter.txt"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+        assert!(counter >= counter_before, "the counter never goes back");
 
-        // Encounter IDs continue the previous date's counter without gaps.
-        let numbers: Vec<u64> = encounters
-            .rows
-            .iter()
-            .map(|r| r["encounter_id"][1..].parse().unwrap())
-            .collect();
-        assert_eq!(
-            numbers,
-            ((last_encounter + 1)..=(last_encounter + numbers.len() as u64)).collect::<Vec<_>>()
-        );
-        last_encounter += numbers.len() as u64;
-        let counter =
-            std::fs::read_to_string(sb.state("sample").join("encounter_id_counter.txt")).unwrap();
-        assert_eq!(counter, format!("{last_encounter}\n"));
         for r in &encounters.rows {
-            assert!(
-                all_encounters.insert(r["encounter_id"].clone()),
-                "reused {}",
-                r["encounter_id"]
+            let id = &r["encounter_id"];
+            let number: u64 = id[1..].parse().unwrap();
+            assert!(number >= 1 && number <= counter, "{id} beyond the counter");
+            let finished = r["status"] == "finished";
+            match seen.insert(id.clone(), finished) {
+                None => {
+                    // New numbers come from today's counter, or are stays
+                    // planned yesterday that began today (an emergency visit
+                    // admitted after midnight).
+                    assert!(
+                        number > counter_before || !r["source_encounter_id"].is_empty(),
+                        "{date}: {id} new but issued earlier"
+                    );
+                }
+                Some(was_finished) => {
+                    assert!(!was_finished, "{date}: {id} again after it finished");
+                    assert!(finished, "{date}: {id} repeated without finishing");
+                }
+            }
+            let discharge =
+                (!r["discharge_time"].is_empty()).then(|| timestamp(&r["discharge_time"]));
+            assert_eq!(
+                finished,
+                discharge.is_some(),
+                "{date}: {id} status and discharge disagree"
+            );
+            windows.insert(
+                id.clone(),
+                (
+                    r["patient_id"].clone(),
+                    timestamp(&r["admit_time"]),
+                    discharge,
+                ),
             );
         }
+        // Issued numbers are in the feed or waiting in the census: no gaps.
+        let census_ids: HashSet<String> = census
+            .rows
+            .iter()
+            .map(|r| r["encounter_id"].clone())
+            .collect();
+        for n in 1..=counter {
+            let id = format!("E{n:010}");
+            assert!(
+                seen.contains_key(&id) || census_ids.contains(&id),
+                "{date}: {id} issued but neither in the feed nor in the census"
+            );
+        }
+        for (id, finished) in &seen {
+            assert_eq!(
+                census_ids.contains(id),
+                !finished,
+                "{date}: {id} open in the feed iff carried in the census"
+            );
+        }
+        counter_before = counter;
 
-        // Earlier patients keep their ID and identity; only the postal code may change.
+        // Earlier patients keep their ID and identity; only the postal code
+        // and a date of death may be added.
         for (old, new) in master_before.iter().zip(&master.rows) {
             for column in [
                 "patient_id",
@@ -179,24 +231,24 @@ fn ids_stay_unique_and_stable_across_dates_and_counters_advance() {
         let expected: Vec<String> = (1..=ids.len()).map(|n| format!("P{n:08}")).collect();
         assert_eq!(ids, expected, "patient ids are 1..n without gaps");
 
-        // The snapshot is exactly: registered today, plus seen today.
+        // The snapshot is exactly: registered today, plus everyone today's
+        // encounter, vitals and labs rows refer to.
         let registered_today: BTreeSet<String> = master
             .rows
             .iter()
             .filter(|r| r["registered_date"] == date)
             .map(|r| r["patient_id"].clone())
             .collect();
-        let seen_today: BTreeSet<String> = encounters
-            .rows
+        let referred: BTreeSet<String> = [&encounters, &vitals, &labs]
             .iter()
-            .map(|r| r["patient_id"].clone())
+            .flat_map(|t| t.rows.iter().map(|r| r["patient_id"].clone()))
             .collect();
         let snapshot: Vec<String> = patients
             .rows
             .iter()
             .map(|r| r["patient_id"].clone())
             .collect();
-        let expected: Vec<String> = registered_today.union(&seen_today).cloned().collect();
+        let expected: Vec<String> = registered_today.union(&referred).cloned().collect();
         assert_eq!(
             snapshot, expected,
             "{date}: snapshot membership (sorted, once each)"
@@ -216,6 +268,7 @@ fn ids_stay_unique_and_stable_across_dates_and_counters_advance() {
                 "birth_date",
                 "postal_code",
                 "registered_date",
+                "deceased_date",
             ] {
                 assert_eq!(
                     p[column], m[column],
@@ -225,36 +278,21 @@ fn ids_stay_unique_and_stable_across_dates_and_counters_advance() {
             assert_eq!(p["snapshot_date"], date);
         }
 
-        // Referential integrity and encounter windows, checked independently
-        // of the validator.
-        let windows: HashMap<&str, (&str, i64, i64)> = encounters
-            .rows
-            .iter()
-            .map(|r| {
-                (
-                    r["encounter_id"].as_str(),
-                    (
-                        r["patient_id"].as_str(),
-                        timestamp(&r["admit_time"]),
-                        timestamp(&r["discharge_time"]),
-                    ),
-                )
-            })
-            .collect();
-        for r in &encounters.rows {
-            assert!(
-                r["admit_time"].starts_with(date),
-                "admitted on the batch date"
-            );
-        }
+        // Referential integrity and windows, checked independently of the
+        // validator: every vital belongs to an encounter already in the
+        // feed, on the batch date, inside what is known of its window.
         assert!(!vitals.rows.is_empty());
         for v in &vitals.rows {
-            let (patient, admit, discharge) = windows[v["encounter_id"].as_str()];
-            assert_eq!(v["patient_id"], patient);
-            assert!(snapshot.contains(&v["patient_id"]));
+            let (patient, admit, discharge) = &windows[v["encounter_id"].as_str()];
+            assert_eq!(&v["patient_id"], patient);
+            assert!(
+                v["measured_at"].starts_with(date),
+                "{} not measured on {date}",
+                v["vital_id"]
+            );
             let at = timestamp(&v["measured_at"]);
             assert!(
-                admit <= at && at <= discharge,
+                *admit <= at && discharge.is_none_or(|d| at <= d),
                 "{} outside its window",
                 v["vital_id"]
             );
@@ -356,35 +394,55 @@ fn generating_a_committed_date_again_changes_nothing_and_says_so() {
     assert_eq!(sb.tree(), before);
 }
 
+/// A mode's batches run forward one day at a time: a gap is refused naming
+/// the next date, and `--catch-up` fills it in order, to the same bytes as
+/// asking for each day.
 #[test]
-fn a_backfilled_earlier_date_never_sees_later_patients() {
+fn dates_run_forward_and_catch_up_fills_a_gap_in_order() {
     let sb = Sandbox::new();
-    sb.generate("sample", "2026-02-10", &[]);
-    sb.generate("sample", "2026-02-09", &[]);
-    let later: HashSet<String> = read_csv(&sb.batch("sample", "2026-02-10").join("patients.csv"))
-        .rows
-        .into_iter()
-        .map(|r| r["patient_id"].clone())
-        .collect();
-    let earlier = read_csv(&sb.batch("sample", "2026-02-09").join("encounters.csv"));
-    assert!(!earlier.rows.is_empty());
-    for e in earlier.rows {
-        assert!(
-            !later.contains(&e["patient_id"]),
-            "{} seen before registration",
-            e["patient_id"]
-        );
+    sb.generate("sample", "2026-02-08", &[]);
+    let before = sb.tree();
+    let err = sb.fails(&["generate", "--mode", "sample", "--date", "2026-02-11"]);
+    assert!(
+        err.contains("the next sample batch is 2026-02-09, not 2026-02-11")
+            && err.contains("--catch-up"),
+        "{err}"
+    );
+    assert_eq!(sb.tree(), before, "a refused date wrote something");
+
+    let out = sb.generate("sample", "2026-02-11", &["--catch-up"]);
+    let created: Vec<&str> = out.lines().filter(|l| l.starts_with("created")).collect();
+    assert_eq!(created.len(), 3, "{out}");
+    for (line, date) in created
+        .iter()
+        .zip(["2026-02-09", "2026-02-10", "2026-02-11"])
+    {
+        assert!(line.contains(date), "{out}");
     }
-    // IDs keep growing in generation order, not date order.
-    let first_earlier = read_csv(&sb.batch("sample", "2026-02-09").join("encounters.csv")).rows[0]
-        ["encounter_id"]
-        .clone();
-    let last_later = read_csv(&sb.batch("sample", "2026-02-10").join("encounters.csv"))
-        .rows
-        .last()
-        .unwrap()["encounter_id"]
-        .clone();
-    assert!(first_earlier > last_later);
+    // Caught up: asking again is the usual answer for a committed date.
+    assert!(
+        sb.generate("sample", "2026-02-11", &["--catch-up"])
+            .contains("exists")
+    );
+
+    let each = Sandbox::new();
+    for date in ["2026-02-08", "2026-02-09", "2026-02-10", "2026-02-11"] {
+        each.generate("sample", date, &[]);
+    }
+    assert_eq!(
+        sb.tree(),
+        each.tree(),
+        "catching up differs from asking day by day"
+    );
+
+    // A mode's first date is free, with or without catching up.
+    let fresh = Sandbox::new();
+    let out = fresh.generate("sample", "2026-03-01", &["--catch-up"]);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("created")).count(),
+        1,
+        "{out}"
+    );
 }
 
 #[test]
@@ -499,41 +557,6 @@ fn a_range_on_a_terminal_draws_a_progress_bar() {
         "plain log lines are for non-terminals"
     );
     assert!(sb.batch("sample", "2026-02-04").exists());
-}
-
-/// Patients live possible lives: decades later, only those still under the
-/// oldest age come back, and a date when all have died has nobody to see.
-#[test]
-fn returning_patients_decades_later_are_never_impossibly_old() {
-    let sb = Sandbox::new();
-    sb.generate(
-        "sample",
-        "1950-06-01",
-        &["--new-patients", "300", "--encounters", "10"],
-    );
-    sb.generate(
-        "sample",
-        "2000-06-01",
-        &["--new-patients", "0", "--encounters", "200"],
-    );
-    let snapshot = read_csv(&sb.batch("sample", "2000-06-01").join("patients.csv"));
-    assert!(snapshot.rows.len() > 50);
-    let on = chrono::NaiveDate::from_ymd_opt(2000, 6, 1).unwrap();
-    for p in &snapshot.rows {
-        let born: chrono::NaiveDate = p["birth_date"].parse().unwrap();
-        let age = on.years_since(born).unwrap();
-        assert!(age <= 110, "{} is {age} on 2000-06-01", p["patient_id"]);
-    }
-    let err = sb.fails(&[
-        "generate",
-        "--mode",
-        "sample",
-        "--date",
-        "2100-06-01",
-        "--new-patients",
-        "0",
-    ]);
-    assert!(err.contains("there are no patients to see"), "{err}");
 }
 
 /// The files are the same whatever the number of threads that render them.

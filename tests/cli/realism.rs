@@ -1,24 +1,31 @@
-//! Would a clinician believe the data? Aggregate checks on a raw batch of a
-//! few thousand encounters: physiological bounds, couplings, scenario
-//! signatures, lengths of stay and charting frequency.
+//! Would a clinician believe the data? Aggregate checks on a cohort of a
+//! few thousand encounters followed through a feed of daily batches:
+//! physiological bounds, couplings, scenario signatures, lengths of stay,
+//! charting frequency, and emergency visits that continue as admissions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::helpers::{Sandbox, read_csv, timestamp};
 
+/// One day's admissions followed to their end across the feed.
 struct Batch {
+    /// Each encounter's final row (the upsert feed applied).
     encounters: Vec<HashMap<String, String>>,
     vitals: Vec<HashMap<String, String>>,
     labs: Vec<HashMap<String, String>>,
     notes: Vec<serde_json::Value>,
 }
 
-/// One raw batch of 4,000 encounters, generated once for all realism tests.
+/// The cohort admitted on 2026-03-03, generated once for all realism tests.
 fn raw_batch() -> &'static Batch {
     static BATCH: std::sync::OnceLock<Batch> = std::sync::OnceLock::new();
     BATCH.get_or_init(generate_raw_batch)
 }
 
+const COHORT_DAY: &str = "2026-03-03";
+
+/// 3,000 patients registered on the first day, 4,000 encounters on the
+/// second, then three quiet weeks in which their stays run to the end.
 fn generate_raw_batch() -> Batch {
     let sb = Sandbox::new();
     sb.generate(
@@ -28,19 +35,70 @@ fn generate_raw_batch() -> Batch {
     );
     sb.generate(
         "raw",
-        "2026-03-03",
+        COHORT_DAY,
         &["--new-patients", "1200", "--encounters", "4000"],
     );
-    let dir = sb.batch("raw", "2026-03-03");
+    sb.ok(&[
+        "generate",
+        "--mode",
+        "raw",
+        "--from",
+        "2026-03-04",
+        "--to",
+        "2026-03-24",
+        "--new-patients",
+        "0",
+        "--encounters",
+        "0",
+    ]);
+    // The cohort: the encounters first sent on the cohort day, and the
+    // stays its emergency visits continued as (some begin after midnight).
+    let mut last: HashMap<String, HashMap<String, String>> = HashMap::new();
+    let mut cohort: HashSet<String> = HashSet::new();
+    let (mut vitals, mut labs, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    while day <= chrono::NaiveDate::from_ymd_opt(2026, 3, 24).unwrap() {
+        let dir = sb.batch("raw", &day.to_string());
+        for e in read_csv(&dir.join("encounters.csv")).rows {
+            let id = e["encounter_id"].clone();
+            if !last.contains_key(&id)
+                && (day.to_string() == COHORT_DAY || cohort.contains(&e["source_encounter_id"]))
+            {
+                cohort.insert(id.clone());
+            }
+            last.insert(id, e);
+        }
+        vitals.extend(read_csv(&dir.join("vitals.csv")).rows);
+        labs.extend(read_csv(&dir.join("labs.csv")).rows);
+        notes.extend(
+            std::fs::read_to_string(dir.join("notes.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+        );
+        day = day.succ_opt().unwrap();
+    }
+    let mut encounters: Vec<_> = last
+        .into_values()
+        .filter(|e| cohort.contains(&e["encounter_id"]))
+        .collect();
+    encounters.sort_by(|a, b| a["encounter_id"].cmp(&b["encounter_id"]));
+    vitals.retain(|v| cohort.contains(&v["encounter_id"]));
+    labs.retain(|r| cohort.contains(&r["encounter_id"]));
+    notes.retain(|n| cohort.contains(n["encounter_id"].as_str().unwrap()));
+    let open = encounters
+        .iter()
+        .filter(|e| e["status"] != "finished")
+        .count();
+    assert!(
+        open * 100 < encounters.len(),
+        "{open} cohort stays still open"
+    );
     Batch {
-        encounters: read_csv(&dir.join("encounters.csv")).rows,
-        vitals: read_csv(&dir.join("vitals.csv")).rows,
-        labs: read_csv(&dir.join("labs.csv")).rows,
-        notes: std::fs::read_to_string(dir.join("notes.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect(),
+        encounters,
+        vitals,
+        labs,
+        notes,
     }
 }
 
@@ -52,6 +110,16 @@ impl Batch {
             .map(|e| (e["encounter_id"].as_str(), e[column].as_str()))
             .collect()
     }
+
+    /// Finished encounters: only they have a length of stay.
+    fn finished(&self) -> impl Iterator<Item = &HashMap<String, String>> {
+        self.encounters.iter().filter(|e| e["status"] == "finished")
+    }
+}
+
+/// Hours from admission to discharge of a finished encounter.
+fn hours(e: &HashMap<String, String>) -> f64 {
+    (timestamp(&e["discharge_time"]) - timestamp(&e["admit_time"])) as f64 / 3600.0
 }
 
 fn num(row: &HashMap<String, String>, column: &str) -> Option<f64> {
@@ -136,8 +204,7 @@ fn vitals_and_stays_look_like_real_care() {
         }
     }
     let survivors: Vec<&str> = b
-        .encounters
-        .iter()
+        .finished()
         .filter(|e| e["scenario"] == "sepsis_icu" && e["disposition"] != "expired")
         .map(|e| e["encounter_id"].as_str())
         .collect();
@@ -157,12 +224,9 @@ fn vitals_and_stays_look_like_real_care() {
     // Lengths of stay by setting, in hours.
     let stay = |kind: &str| {
         median(
-            b.encounters
-                .iter()
+            b.finished()
                 .filter(|e| e["encounter_type"] == kind)
-                .map(|e| {
-                    (timestamp(&e["discharge_time"]) - timestamp(&e["admit_time"])) as f64 / 3600.0
-                })
+                .map(hours)
                 .collect(),
         )
     };
@@ -175,14 +239,12 @@ fn vitals_and_stays_look_like_real_care() {
         "inpatient median {inpatient} h"
     );
     let one_day = b
-        .encounters
-        .iter()
+        .finished()
         .filter(|e| e["encounter_type"] == "inpatient")
-        .filter(|e| timestamp(&e["discharge_time"]) - timestamp(&e["admit_time"]) <= 86_400)
+        .filter(|e| hours(e) <= 24.0)
         .count();
     let inpatients = b
-        .encounters
-        .iter()
+        .finished()
         .filter(|e| e["encounter_type"] == "inpatient")
         .count();
     assert!(
@@ -208,15 +270,16 @@ fn vitals_and_stays_look_like_real_care() {
     let (routine_sets, routine) = sets("routine_checkup");
     assert_eq!(routine_sets, routine, "one set per routine visit");
     let icu: Vec<&HashMap<String, String>> = b
-        .encounters
-        .iter()
+        .finished()
         .filter(|e| e["scenario"] == "sepsis_icu")
         .collect();
-    let icu_hours: f64 = icu
+    let icu_hours: f64 = icu.iter().map(|e| hours(e)).sum();
+    let icu_ids: HashSet<&str> = icu.iter().map(|e| e["encounter_id"].as_str()).collect();
+    let icu_sets = b
+        .vitals
         .iter()
-        .map(|e| (timestamp(&e["discharge_time"]) - timestamp(&e["admit_time"])) as f64 / 3600.0)
-        .sum();
-    let (icu_sets, _) = sets("sepsis_icu");
+        .filter(|v| icu_ids.contains(v["encounter_id"].as_str()))
+        .count();
     let per_hour = icu_sets as f64 / icu_hours;
     assert!(
         (0.8..1.2).contains(&per_hour),
@@ -342,7 +405,7 @@ fn labs_are_plausible_flagged_right_and_follow_the_story() {
         .filter_map(|v| num(v, "heart_rate").map(|hr| (v["encounter_id"].as_str(), hr)))
         .collect();
     let mut pairs: Vec<(f64, f64)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for r in b.labs.iter().filter(|r| r["test_name"] == "Lactate") {
         let id = r["encounter_id"].as_str();
         if seen.insert(id)
@@ -495,7 +558,7 @@ fn notes_state_only_values_found_in_the_structured_files() {
     );
 
     // Every encounter is documented; every admission ends with a discharge summary.
-    let noted: std::collections::HashSet<&str> = b
+    let noted: HashSet<&str> = b
         .notes
         .iter()
         .map(|n| n["encounter_id"].as_str().unwrap())
@@ -507,11 +570,7 @@ fn notes_state_only_values_found_in_the_structured_files() {
             e["encounter_id"]
         );
     }
-    for e in b
-        .encounters
-        .iter()
-        .filter(|e| e["encounter_type"] == "inpatient")
-    {
+    for e in b.finished().filter(|e| e["encounter_type"] == "inpatient") {
         assert!(
             b.notes
                 .iter()
@@ -519,7 +578,7 @@ fn notes_state_only_values_found_in_the_structured_files() {
                     && n["note_type"] == "discharge_summary")
         );
     }
-    let texts: std::collections::HashSet<&str> = b
+    let texts: HashSet<&str> = b
         .notes
         .iter()
         .map(|n| n["text"].as_str().unwrap())
@@ -528,4 +587,62 @@ fn notes_state_only_values_found_in_the_structured_files() {
         texts.len() * 10 > b.notes.len() * 9,
         "notes are varied, not copies"
     );
+}
+
+/// An emergency visit ending `admitted` continues as an inpatient stay: a
+/// new encounter for the same patient, admitted the minute the visit ends,
+/// to an admission that fits the complaint (the default config's
+/// `admits_to`).
+#[test]
+fn emergency_admissions_continue_as_fitting_inpatient_stays() {
+    let b = raw_batch();
+    let fits: HashMap<&str, &str> = HashMap::from([
+        ("ed_chest_pain", "heart_failure_exacerbation"),
+        ("ed_asthma_exacerbation", "pneumonia_admission"),
+        ("ed_minor_injury", "postoperative_recovery"),
+    ]);
+    let by_id: HashMap<&str, &HashMap<String, String>> = b
+        .encounters
+        .iter()
+        .map(|e| (e["encounter_id"].as_str(), e))
+        .collect();
+    let mut stays: HashMap<&str, Vec<&HashMap<String, String>>> = HashMap::new();
+    for e in b
+        .encounters
+        .iter()
+        .filter(|e| !e["source_encounter_id"].is_empty())
+    {
+        stays
+            .entry(e["source_encounter_id"].as_str())
+            .or_default()
+            .push(e);
+    }
+    let admitted: Vec<&HashMap<String, String>> = b
+        .encounters
+        .iter()
+        .filter(|e| e["encounter_type"] == "emergency" && e["disposition"] == "admitted")
+        .collect();
+    assert!(admitted.len() > 30, "{} ED admissions", admitted.len());
+    for visit in &admitted {
+        let id = visit["encounter_id"].as_str();
+        let continued = stays.get(id).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(
+            continued.len(),
+            1,
+            "{id} continues as {} stays",
+            continued.len()
+        );
+        let stay = continued[0];
+        assert_eq!(stay["patient_id"], visit["patient_id"], "{id}");
+        assert_eq!(stay["encounter_type"], "inpatient", "{id}");
+        assert_eq!(stay["admit_time"], visit["discharge_time"], "{id}");
+        assert!(stay["encounter_id"] > visit["encounter_id"], "{id}");
+        assert_eq!(stay["scenario"], fits[visit["scenario"].as_str()], "{id}");
+    }
+    // And every link names an emergency visit that ended `admitted`.
+    for (source, continued) in &stays {
+        let visit = by_id[source];
+        assert_eq!(visit["disposition"], "admitted", "{source}");
+        assert_eq!(continued.len(), 1);
+    }
 }

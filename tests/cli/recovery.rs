@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::Sandbox;
+use crate::helpers::{Sandbox, read_csv};
 
 const D1: &str = "2026-02-08";
 const D2: &str = "2026-02-09";
@@ -33,6 +33,13 @@ fn reference() -> std::collections::BTreeMap<std::path::PathBuf, String> {
     for d in [D1, D2, D3] {
         sb.ok(&args(d));
     }
+    // D2 finishes stays carried over from D1: the rerun must reproduce them.
+    let updates = read_csv(&sb.batch("sample", D2).join("encounters.csv"))
+        .rows
+        .iter()
+        .filter(|e| e["admit_time"].as_str() < D2 && e["status"] == "finished")
+        .count();
+    assert!(updates > 0, "no carried stay finished on {D2}");
     sb.digests()
 }
 
@@ -49,6 +56,9 @@ fn a_run_killed_at_any_step_leaves_all_or_nothing_and_the_rerun_matches() {
     ] {
         let sb = Sandbox::new();
         sb.ok(&args(D1));
+        // D2 starts with stays open in the census: the commit carries them.
+        let census = read_csv(&sb.state("sample").join("census.csv"));
+        assert!(census.rows.len() > 5, "{} open stays", census.rows.len());
         let before = sb.tree();
         let mut child = sb.spawn_paused(point, &args(D2));
         child.kill().unwrap(); // SIGKILL
@@ -198,7 +208,7 @@ fn a_second_writer_waits_for_the_lock_or_fails_clearly() {
         "--mode",
         "sample",
         "--date",
-        D3,
+        D2,
         "--lock-timeout",
         "1",
     ]);
@@ -207,7 +217,7 @@ fn a_second_writer_waits_for_the_lock_or_fails_clearly() {
     assert_eq!(sb.tree(), before);
 
     // The other mode is not blocked.
-    sb.ok(&[
+    const OTHER_MODE: [&str; 7] = [
         "generate",
         "--mode",
         "raw",
@@ -215,13 +225,14 @@ fn a_second_writer_waits_for_the_lock_or_fails_clearly() {
         D1,
         "--encounters",
         "20",
-    ]);
+    ];
+    sb.ok(&OTHER_MODE);
 
     // A patient writer waits, then proceeds once the holder is gone (here:
     // killed, so it also recovers the holder's half-done batch).
     let waiter = sb
         .command()
-        .args(args(D3))
+        .args(sized(D2, "200"))
         .arg("--lock-timeout")
         .arg("60")
         .spawn()
@@ -231,9 +242,11 @@ fn a_second_writer_waits_for_the_lock_or_fails_clearly() {
     holder.wait().unwrap();
     let out = waiter.wait_with_output().unwrap();
     assert!(out.status.success());
-    assert!(sb.batch("sample", D3).exists());
-    assert!(
-        !sb.batch("sample", D2).exists(),
-        "the killed holder's uncommitted batch was rolled back"
-    );
+    // The killed holder's uncommitted D2 (300 encounters) was rolled back:
+    // the sample mode holds exactly the waiter's D2 (200).
+    let alone = Sandbox::new();
+    alone.ok(&args(D1));
+    alone.ok(&sized(D2, "200"));
+    alone.ok(&OTHER_MODE);
+    assert_eq!(sb.digests(), alone.digests());
 }
