@@ -39,6 +39,8 @@ impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.line {
             Some(line) => write!(f, "{} line {line}: {}", self.file, self.message),
+            // A problem with the folder itself.
+            None if self.file.is_empty() => f.write_str(&self.message),
             None => write!(f, "{}: {}", self.file, self.message),
         }
     }
@@ -227,12 +229,21 @@ pub fn validate_feed(mode_dir: &Path) -> Result<Vec<Summary>, Vec<Problem>> {
             .collect(),
         Err(e) => {
             return Err(vec![Problem {
-                file: mode_dir.display().to_string(),
+                file: String::new(),
                 line: None,
                 message: format!("cannot be read: {e}"),
             }]);
         }
     };
+    if dates.is_empty() {
+        return Err(vec![Problem {
+            file: String::new(),
+            line: None,
+            message:
+                "holds no batches (YYYY-MM-DD folders): give a mode's folder, such as data/raw"
+                    .into(),
+        }]);
+    }
     dates.sort();
     let mut feed = Feed::default();
     let mut summaries = Vec::new();

@@ -289,6 +289,10 @@ fn edit_line(sb: &Sandbox, date: &str, file: &str, needle: &str, edit: impl Fn(&
 fn append_line(sb: &Sandbox, date: &str, file: &str, line: &str) {
     let dir = sb.batch("raw", date);
     tamper(&dir, file, |text| format!("{text}{line}\n"));
+    count_one_more_row(&dir, file);
+}
+
+fn count_one_more_row(dir: &std::path::Path, file: &str) {
     let path = dir.join("_manifest.json");
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -307,9 +311,14 @@ fn a_feed_that_breaks_the_upsert_rules_is_caught() {
     let sb = feed();
     let out = sb.ok(&["validate", "--feed", "data/raw"]);
     assert!(out.starts_with("valid feed data/raw: 4 batches"), "{out}");
+    // The folder above the modes, or none at all, is not a feed.
+    let err = sb.fails(&["validate", "--feed", "data"]);
+    assert!(err.contains("data: holds no batches"), "{err}");
+    let err = sb.fails(&["validate", "--feed", "data/nothing"]);
+    assert!(err.contains("data/nothing: cannot be read"), "{err}");
 
     type Break = fn(&Sandbox) -> String;
-    let cases: [(&str, Break); 8] = [
+    let cases: [(&str, Break); 10] = [
         ("a finished encounter sent again", |sb| {
             let first = encounters(sb, FEED[0]);
             let done = first
@@ -478,6 +487,51 @@ fn a_feed_that_breaks_the_upsert_rules_is_caught() {
             }
             panic!("no patient with two encounters on one day");
         }),
+        ("an open encounter with a discharge", |sb| {
+            let rows = encounters(sb, FEED[1]);
+            let open = rows.iter().find(|e| e["status"] == "in_progress").unwrap();
+            let id = open["encounter_id"].clone();
+            edit_line(sb, FEED[1], "encounters.csv", &id, |l| {
+                let mut f: Vec<String> = l.split(',').map(String::from).collect();
+                f[7] = format!("{}T23:59:00Z", FEED[1]);
+                f[8] = "home".into();
+                f.join(",")
+            });
+            "column discharge_time: \"2026-02-09T23:59:00Z\" is not of type \"null\"".into()
+        }),
+        ("a vital ID sent again in a later batch", |sb| {
+            let vitals =
+                std::fs::read_to_string(sb.batch("raw", FEED[0]).join("vitals.csv")).unwrap();
+            // A vital of a stay still in the house the next day, sent again
+            // with the next day's time.
+            let next =
+                std::fs::read_to_string(sb.batch("raw", FEED[1]).join("vitals.csv")).unwrap();
+            let line = vitals
+                .lines()
+                .skip(1)
+                .find(|l| {
+                    let encounter = l.split(',').nth(1).unwrap();
+                    next.contains(&format!(",{encounter},"))
+                })
+                .unwrap();
+            let mut f: Vec<String> = line.split(',').map(String::from).collect();
+            let (id, encounter) = (f[0].clone(), f[1].clone());
+            f[3] = format!("{}T00:00:00Z", FEED[1]);
+            // Just before the encounter's first vital of the day, so the
+            // day's own sequence still counts up.
+            let repeated = f.join(",");
+            tamper(&sb.batch("raw", FEED[1]), "vitals.csv", |text| {
+                let mut lines: Vec<&str> = text.lines().collect();
+                let at = lines
+                    .iter()
+                    .position(|l| l.starts_with(&format!("{encounter}-V")))
+                    .unwrap();
+                lines.insert(at, &repeated);
+                lines.join("\n") + "\n"
+            });
+            count_one_more_row(&sb.batch("raw", FEED[1]), "vitals.csv");
+            format!("{id} repeats an ID of an earlier batch")
+        }),
         ("a day missing from the feed", |sb| {
             std::fs::remove_dir_all(sb.batch("raw", FEED[2])).unwrap();
             format!(
@@ -494,5 +548,13 @@ fn a_feed_that_breaks_the_upsert_rules_is_caught() {
             err.contains(&expected),
             "{what}: expected {expected:?} in {err}"
         );
+        // A row its schema refuses is not taken in, so the rows of its
+        // encounter are reported too; every other break is one problem.
+        if what != "an open encounter with a discharge" {
+            assert!(
+                err.contains("(1 problem)"),
+                "{what}: one problem only: {err}"
+            );
+        }
     }
 }
