@@ -220,8 +220,11 @@ pub fn parse_iso_date(s: &str) -> Option<NaiveDate> {
     Serialize,
     Deserialize,
     strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumString,
 )]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "snake_case")]
 pub enum Sex {
     Female,
     Male,
@@ -231,16 +234,11 @@ pub enum Sex {
 
 impl Sex {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Sex::Female => "female",
-            Sex::Male => "male",
-            Sex::Other => "other",
-            Sex::Unknown => "unknown",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Sex> {
-        <Sex as strum::IntoEnumIterator>::iter().find(|x| x.as_str() == s)
+        s.parse().ok()
     }
 }
 
@@ -256,8 +254,10 @@ impl Sex {
     Serialize,
     Deserialize,
     strum::EnumIter,
+    strum::IntoStaticStr,
 )]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "snake_case")]
 pub enum EncounterType {
     Outpatient,
     Emergency,
@@ -266,11 +266,7 @@ pub enum EncounterType {
 
 impl EncounterType {
     pub fn as_str(self) -> &'static str {
-        match self {
-            EncounterType::Outpatient => "outpatient",
-            EncounterType::Emergency => "emergency",
-            EncounterType::Inpatient => "inpatient",
-        }
+        self.into()
     }
 }
 
@@ -286,8 +282,11 @@ impl EncounterType {
     Serialize,
     Deserialize,
     strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumString,
 )]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Disposition {
     Home,
     HomeWithServices,
@@ -300,24 +299,17 @@ pub enum Disposition {
 
 impl Disposition {
     pub fn parse(s: &str) -> Option<Disposition> {
-        <Disposition as strum::IntoEnumIterator>::iter().find(|d| d.as_str() == s)
+        s.parse().ok()
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Disposition::Home => "home",
-            Disposition::HomeWithServices => "home_with_services",
-            Disposition::Admitted => "admitted",
-            Disposition::Transferred => "transferred",
-            Disposition::SkilledNursingFacility => "skilled_nursing_facility",
-            Disposition::LeftAgainstMedicalAdvice => "left_against_medical_advice",
-            Disposition::Expired => "expired",
-        }
+        self.into()
     }
 }
 
 /// The kinds of note written (notes.jsonl `note_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum NoteType {
     ClinicNote,
     Triage,
@@ -329,19 +321,13 @@ pub enum NoteType {
 
 impl NoteType {
     pub fn as_str(self) -> &'static str {
-        match self {
-            NoteType::ClinicNote => "clinic_note",
-            NoteType::Triage => "triage",
-            NoteType::EdDisposition => "ed_disposition",
-            NoteType::AdmissionNote => "admission_note",
-            NoteType::Progress => "progress",
-            NoteType::DischargeSummary => "discharge_summary",
-        }
+        self.into()
     }
 }
 
 /// Who writes a note (notes.jsonl `author_role`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum AuthorRole {
     Physician,
     NursePractitioner,
@@ -352,13 +338,7 @@ pub enum AuthorRole {
 
 impl AuthorRole {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AuthorRole::Physician => "physician",
-            AuthorRole::NursePractitioner => "nurse_practitioner",
-            AuthorRole::TriageNurse => "triage_nurse",
-            AuthorRole::EmergencyPhysician => "emergency_physician",
-            AuthorRole::Hospitalist => "hospitalist",
-        }
+        self.into()
     }
 }
 

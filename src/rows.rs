@@ -114,7 +114,8 @@ impl Encode for PatientRow<'_> {
 }
 
 /// Where an encounter stands in a row of the upsert feed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Status {
     InProgress,
     Finished,
@@ -122,10 +123,7 @@ pub enum Status {
 
 impl Status {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Status::InProgress => "in_progress",
-            Status::Finished => "finished",
-        }
+        self.into()
     }
 }
 
