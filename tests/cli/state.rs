@@ -10,12 +10,26 @@ use crate::helpers::Sandbox;
 
 const DATES: [&str; 4] = ["2026-02-08", "2026-02-09", "2026-02-10", "2026-02-11"];
 
+const VOLUMES: [&str; 4] = ["--encounters", "300", "--new-patients", "120"];
+
 fn generate(sb: &Sandbox, date: &str) {
-    sb.generate(
-        "raw",
-        date,
-        &["--encounters", "300", "--new-patients", "120"],
-    );
+    sb.generate("raw", date, &VOLUMES);
+}
+
+fn run_args(date: &str) -> Vec<&str> {
+    let mut args = vec!["generate", "--mode", "raw", "--date", date];
+    args.extend(VOLUMES);
+    args
+}
+
+/// A sandbox whose second day was killed right after its commit point.
+fn killed_after_the_commit_point() -> Sandbox {
+    let sb = Sandbox::new();
+    generate(&sb, DATES[0]);
+    let mut child = sb.spawn_paused("committed", &run_args(DATES[1]));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    sb
 }
 
 /// The bytes of an uninterrupted run of the first `n` dates.
@@ -31,17 +45,7 @@ fn reference(n: usize) -> BTreeMap<PathBuf, String> {
 /// nothing under data/ or state/ changes; `state check` says the same.
 fn assert_refused(sb: &Sandbox, date: &str, mismatch: &str) {
     let before = sb.tree();
-    let out = sb.run(&[
-        "generate",
-        "--mode",
-        "raw",
-        "--date",
-        date,
-        "--encounters",
-        "300",
-        "--new-patients",
-        "120",
-    ]);
+    let out = sb.run(&run_args(date));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(mismatch), "{err}");
@@ -199,24 +203,7 @@ fn a_rebuild_refuses_a_damaged_batch_and_writes_nothing() {
 #[test]
 fn an_interrupted_commit_whose_batch_is_already_in_place_rolls_forward_or_refuses() {
     // The batch was renamed into place, and a staged copy is still there.
-    let sb = Sandbox::new();
-    generate(&sb, DATES[0]);
-    let mut child = sb.spawn_paused(
-        "committed",
-        &[
-            "generate",
-            "--mode",
-            "raw",
-            "--date",
-            DATES[1],
-            "--encounters",
-            "300",
-            "--new-patients",
-            "120",
-        ],
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let sb = killed_after_the_commit_point();
     let staged = sb.path().join("data/.staging/raw").join(DATES[1]);
     let target = sb.batch("raw", DATES[1]);
     copy_dir(&staged, &target);
@@ -225,24 +212,7 @@ fn an_interrupted_commit_whose_batch_is_already_in_place_rolls_forward_or_refuse
     assert_eq!(sb.digests(), reference(3));
 
     // A different batch in the way is refused, not overwritten.
-    let sb = Sandbox::new();
-    generate(&sb, DATES[0]);
-    let mut child = sb.spawn_paused(
-        "committed",
-        &[
-            "generate",
-            "--mode",
-            "raw",
-            "--date",
-            DATES[1],
-            "--encounters",
-            "300",
-            "--new-patients",
-            "120",
-        ],
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let sb = killed_after_the_commit_point();
     copy_dir(&sb.batch("raw", DATES[0]), &sb.batch("raw", DATES[1]));
     let before = sb.tree();
     let err = sb.fails(&["generate", "--mode", "raw", "--date", DATES[2]]);
