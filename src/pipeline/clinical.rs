@@ -45,11 +45,13 @@ const AHEAD: usize = 8;
 /// What the pass reads.
 pub struct Inputs<'a> {
     config: &'a Config,
+    mode: Mode,
     day: Day,
     patients: &'a [Patient],
     /// The encounters under way, by number.
     active: &'a [Encounter],
-    /// The random streams of each planning day the encounters come from.
+    /// The random streams of each planning day the encounters come from
+    /// (derived once per day, not per encounter: a sha256 each).
     seeds: HashMap<BatchDate, DaySeed>,
 }
 
@@ -67,6 +69,7 @@ impl<'a> Inputs<'a> {
             .collect();
         Inputs {
             config,
+            mode,
             day,
             patients,
             active,
@@ -78,7 +81,7 @@ impl<'a> Inputs<'a> {
         self.seeds
             .get(&e.plan_date)
             .copied()
-            .unwrap_or_else(|| DaySeed::new(self.config.seed, Mode::Raw, e.plan_date))
+            .unwrap_or_else(|| DaySeed::new(self.config.seed, self.mode, e.plan_date))
     }
 
     /// Whether `e` has a row in the day's batch: it is in the house at some
