@@ -495,21 +495,14 @@ pub fn warm_start(
                 continue;
             }
             // A patient this scenario admits (a few tries; the config
-            // guarantees every adult age fits some scenario, not this one).
+            // guarantees every adult age fits some scenario, not this one;
+            // without one the stay is left out).
             let number = first_patient + patients.len() as u64;
-            let mut patient = None;
-            for _ in 0..16 {
-                let candidate =
+            let patient = (0..16)
+                .flat_map(|_| {
                     super::patients::register(planner.rng, &config.population, day, number, 1)
-                        .remove(0);
-                if s.eligible
-                    .admits(candidate.age_on(day.date()), candidate.sex)
-                {
-                    patient = Some(candidate);
-                    break;
-                }
-                patient.get_or_insert(candidate);
-            }
+                })
+                .find(|p| s.eligible.admits(p.age_on(day.date()), p.sex));
             let Some(patient) = patient else { continue };
             stay.patient = (number - 1) as usize;
             patients.push(patient);
