@@ -9,8 +9,12 @@
 //!
 //! `cargo bench --bench http` prints a JSON object and a table.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
+
+#[path = "common/server.rs"]
+mod server;
+use server::Server;
 
 const BIN: &str = env!("CARGO_BIN_EXE_datagen");
 const ENCOUNTERS: &str = "50000";
@@ -103,56 +107,9 @@ fn rows_in(batch: &std::path::Path) -> f64 {
         .sum()
 }
 
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_server() -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let child = Command::new(BIN)
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn")
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("{url}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Server {
-        child,
-        url,
-        _dir: dir,
-    }
-}
-
 /// (rows, seconds until the last byte) of a tar POST on a fresh server.
 async fn http_run() -> (f64, f64) {
-    let server = start_server().await;
+    let server = Server::start(&[]).await;
     let client = reqwest::Client::new();
     let started = Instant::now();
     let mut response = client
@@ -172,7 +129,7 @@ async fn http_run() -> (f64, f64) {
     let secs = started.elapsed().as_secs_f64();
     assert!(bytes > 1_000_000);
     (
-        rows_in(&server._dir.path().join("data/raw/2026-02-09")),
+        rows_in(&server.dir.path().join("data/raw/2026-02-09")),
         secs,
     )
 }
@@ -183,7 +140,7 @@ struct Latency {
 }
 
 async fn sample_latency() -> Latency {
-    let server = start_server().await;
+    let server = Server::start(&[]).await;
     let client = reqwest::Client::new();
     let date = |i: u32| {
         (chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("date")

@@ -15,31 +15,19 @@
 //! `cargo bench --bench load`; `LOAD_ROUNDS`, `LOAD_SECS`, `IDLE_SECS` and
 //! `CLIENTS` override the defaults.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_datagen");
+#[path = "common/server.rs"]
+mod server;
+use server::Server;
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A field of /proc/<pid>/status, as a number (`VmRSS` is in KiB).
@@ -81,39 +69,13 @@ fn main() {
     let clients = setting("CLIENTS", 50);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let child = Command::new(BIN)
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn")
-        .env("DATAGEN__SERVER__MAX_ENCOUNTERS", "200000")
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
-    let pid = child.id();
-    let server = Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
     let client = reqwest::Client::new();
+    let server = runtime.block_on(Server::start(&[(
+        "DATAGEN__SERVER__MAX_ENCOUNTERS",
+        "200000",
+    )]));
+    let pid = server.child.id();
     runtime.block_on(async {
-        for _ in 0..200 {
-            if client
-                .get(format!("{}/readyz", server.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
         let r = client
             .post(format!(
                 "{}/batches/2026-01-01?mode=raw&encounters=200000&new_patients=80000",
@@ -124,7 +86,7 @@ fn main() {
             .expect("set-up POST");
         assert_eq!(r.status(), 201, "set-up batch");
     });
-    let labs_bytes = std::fs::metadata(server._dir.path().join("data/raw/2026-01-01/labs.csv"))
+    let labs_bytes = std::fs::metadata(server.dir.path().join("data/raw/2026-01-01/labs.csv"))
         .map(|m| m.len())
         .unwrap_or(0);
     std::thread::sleep(Duration::from_secs(5));
