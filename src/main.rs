@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc: under many concurrent downloads the
+/// jemalloc instead of glibc's malloc: under many concurrent downloads the
 /// blocking pool's threads each get a glibc arena that keeps freed memory,
 /// and the server's RSS grew by hundreds of MB per minute of load and was
 /// never returned (BENCHMARKS.md, load).

@@ -23,11 +23,14 @@ pub struct Written {
     pub sha256: String,
 }
 
-/// A file that hashes and counts what passes through it.
+/// A file that hashes and counts what passes through it, and hands the disk
+/// what it has written every few MB (see [`write_behind`]).
 pub struct HashingFile {
     file: File,
     hasher: Sha256,
     bytes: u64,
+    /// How much of the file has been handed to the disk ahead of its sync.
+    started: u64,
 }
 
 impl HashingFile {
@@ -37,6 +40,7 @@ impl HashingFile {
             file,
             hasher: Sha256::new(),
             bytes: 0,
+            started: 0,
         })
     }
 
@@ -111,6 +115,10 @@ impl Write for HashingFile {
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
+        if self.bytes - self.started >= WRITE_BEHIND_BYTES {
+            write_behind(&self.file, self.started, self.bytes);
+            self.started = self.bytes;
+        }
         Ok(n)
     }
 
@@ -118,6 +126,30 @@ impl Write for HashingFile {
         self.file.flush()
     }
 }
+
+/// How much of a file is written before the disk is asked to start on it.
+const WRITE_BEHIND_BYTES: u64 = 8 << 20;
+
+/// Starts writing `start..end` of `file` out to disk without waiting for
+/// it, so that the sync before the commit finds most of a big file already
+/// there instead of flushing all of it at the end. Only a hint: whatever it
+/// does not do, or fails to do, the sync does (and reports).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn write_behind(file: &File, start: u64, end: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(start), i64::try_from(end - start)) else {
+        return;
+    };
+    // SAFETY: the descriptor is open for as long as `file` is borrowed, and
+    // sync_file_range reads nothing from our memory.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_behind(_: &File, _: u64, _: u64) {}
 
 /// Rows of one file, encoded: the unit a worker hands to the file's writer.
 #[derive(Debug, Default)]

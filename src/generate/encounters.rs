@@ -7,7 +7,7 @@
 //! census, whose patients the caller leaves out of the pools), and nobody
 //! after an encounter that ends in death.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::ops::Range;
 
 use chrono::{Duration, NaiveDateTime, NaiveTime};
@@ -110,15 +110,21 @@ pub fn plan<R: Rng + ?Sized>(
         stay.ordinal = count + k as u32;
         encounters.push(stay);
     }
-    encounters.sort_by_key(|e| (e.admit, e.ordinal));
+    // Sorting the keys, then moving each encounter once, beats moving the
+    // encounters about in the sort.
+    encounters.sort_by_cached_key(|e| (e.admit, e.ordinal));
+    // A stay names its visit by number: known only now. Ordinals run from
+    // 0 without gaps, so they index a table.
+    let mut numbers = vec![0; encounters.len()];
     for (i, e) in encounters.iter_mut().enumerate() {
         e.number = first_number + i as u64;
+        if let Some(slot) = numbers.get_mut(e.ordinal as usize) {
+            *slot = e.number;
+        }
     }
-    // A stay names its visit by number: known only now.
-    let numbers: HashMap<u32, u64> = encounters.iter().map(|e| (e.ordinal, e.number)).collect();
     for e in &mut encounters {
         if let Some(visit) = e.source {
-            e.source = numbers.get(&(visit as u32)).copied();
+            e.source = numbers.get(visit as usize).copied();
         }
     }
     Ok(encounters)
@@ -161,21 +167,19 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             eligible = true;
             let visit = self.shape(ordinal, patient, returning, scenario);
             let stay = self.continued_stay(&visit);
-            let spans: Vec<(i64, i64)> = std::iter::once(&visit)
-                .chain(stay.as_ref())
-                .map(|e| {
-                    let end = if e.disposition == Disposition::Expired {
-                        i64::MAX
-                    } else {
-                        e.discharge_secs()
-                    };
-                    (e.admit_secs(), end)
-                })
-                .collect();
+            let span = |e: &Encounter| {
+                let end = if e.disposition == Disposition::Expired {
+                    i64::MAX
+                } else {
+                    e.discharge_secs()
+                };
+                (e.admit_secs(), end)
+            };
+            let spans = std::iter::once(span(&visit)).chain(stay.as_ref().map(span));
             let taken = self.busy.entry(patient).or_default();
             let overlaps = spans
-                .iter()
-                .any(|&(a, b)| taken.iter().any(|&(c, d)| a <= d && c <= b));
+                .clone()
+                .any(|(a, b)| taken.iter().any(|&(c, d)| a <= d && c <= b));
             if overlaps {
                 continue;
             }

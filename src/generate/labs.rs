@@ -18,13 +18,17 @@ use crate::config::{LabOrder, Scenario};
 use crate::model::{EncounterType, Sex};
 use crate::rows::LabRow;
 
-/// Generates the results of an encounter's lab orders, in collection order.
+/// Generates the results of an encounter's lab orders, in collection order,
+/// for the samples collected before `until` (`i64::MAX`: all of them). A
+/// sample's result draws only on the samples before it, so the results
+/// before a cut are the same as without it.
 pub fn results(
     mut rng: ChaCha8Rng,
     scenario: &Scenario,
     course: &Course,
     sex: Sex,
     (encounter, patient): (u64, u64),
+    until: i64,
 ) -> Vec<LabRow> {
     let labs = &scenario.labs;
     // The patient's own baselines, drawn once for the encounter, in catalog
@@ -69,7 +73,7 @@ pub fn results(
     let escalated = course.escalated;
 
     let mut out = Vec::new();
-    for (at, _, panel) in draws {
+    for (at, _, panel) in draws.into_iter().take_while(|(at, _, _)| *at < until) {
         let turnaround = rng.random_range(panel.turnaround.0..=panel.turnaround.1) * 60;
         let factor = course.factor(at);
         // The true value of a test at this moment, before measurement noise.

@@ -33,9 +33,24 @@ pub struct Chart<'a> {
     pub labs: &'a [LabRow],
 }
 
-pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>) -> Vec<NoteRow> {
+/// Writes the notes of one encounter, in the order they are authored, up to
+/// (not including) the first authored at or after `until` (`i64::MAX`: all
+/// of them). A note reads only what was charted and resulted by the time it
+/// is authored, and draws only after the notes before it, so the notes before
+/// a cut are the same as without it, and so is the chart they need: the
+/// vitals and labs up to the cut, and the first vital-sign set (the triage
+/// note is timed by it).
+pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>, until: i64) -> Vec<NoteRow> {
     let mut notes = Vec::new();
-    let mut add = |note_type, author_role, authored_at, text: String| {
+    // Adds a note unless it is past the cut; false once it is.
+    let mut add = |rng: &mut ChaCha8Rng,
+                   note_type,
+                   author_role,
+                   authored_at: i64,
+                   text: &dyn Fn(&mut ChaCha8Rng) -> String| {
+        if authored_at >= until {
+            return false;
+        }
         notes.push(NoteRow {
             encounter: chart.encounter,
             patient: chart.patient,
@@ -43,8 +58,9 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>) -> Vec<NoteRow> {
             note_type,
             author_role,
             authored_at,
-            text,
-        })
+            text: text(rng),
+        });
+        true
     };
     let (admit, discharge) = (chart.course.admit(), chart.course.discharge());
     match chart.scenario.encounter_type {
@@ -52,37 +68,40 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>) -> Vec<NoteRow> {
             let author = *[AuthorRole::Physician, AuthorRole::NursePractitioner]
                 .choose(&mut rng)
                 .unwrap_or(&AuthorRole::Physician);
-            add(
-                NoteType::ClinicNote,
-                author,
-                discharge,
-                clinic_note(&mut rng, chart),
-            );
+            add(&mut rng, NoteType::ClinicNote, author, discharge, &|rng| {
+                clinic_note(rng, chart)
+            });
         }
         EncounterType::Emergency => {
             let first_vitals = chart.vitals.first().map_or(admit, |v| v.measured_at);
             let triage_at = (first_vitals + rng.random_range(1..=5i64) * 60).min(discharge);
-            add(
+            if add(
+                &mut rng,
                 NoteType::Triage,
                 AuthorRole::TriageNurse,
                 triage_at,
-                triage_note(&mut rng, chart),
-            );
-            add(
-                NoteType::EdDisposition,
-                AuthorRole::EmergencyPhysician,
-                discharge,
-                ed_disposition_note(&mut rng, chart),
-            );
+                &|rng| triage_note(rng, chart),
+            ) {
+                add(
+                    &mut rng,
+                    NoteType::EdDisposition,
+                    AuthorRole::EmergencyPhysician,
+                    discharge,
+                    &|rng| ed_disposition_note(rng, chart),
+                );
+            }
         }
         EncounterType::Inpatient => {
             let at = (admit + rng.random_range(30..=120i64) * 60).min(discharge);
-            add(
+            if !add(
+                &mut rng,
                 NoteType::AdmissionNote,
                 AuthorRole::Hospitalist,
                 at,
-                admission_note(&mut rng, chart, at),
-            );
+                &|rng| admission_note(rng, chart, at),
+            ) {
+                return notes;
+            }
             let mut day = 1;
             loop {
                 let at =
@@ -90,19 +109,23 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>) -> Vec<NoteRow> {
                 if at >= discharge {
                     break;
                 }
-                add(
+                if !add(
+                    &mut rng,
                     NoteType::Progress,
                     AuthorRole::Hospitalist,
                     at,
-                    progress_note(&mut rng, chart, at, day),
-                );
+                    &|rng| progress_note(rng, chart, at, day),
+                ) {
+                    return notes;
+                }
                 day += 1;
             }
             add(
+                &mut rng,
                 NoteType::DischargeSummary,
                 AuthorRole::Hospitalist,
                 discharge,
-                discharge_summary(&mut rng, chart),
+                &|rng| discharge_summary(rng, chart),
             );
         }
     }

@@ -351,7 +351,7 @@ fn run_generation(
     mode: Mode,
     date: BatchDate,
     overrides: &Overrides,
-    on_file: &mut dyn FnMut(&std::path::Path),
+    on_file: &mut (dyn FnMut(&std::path::Path) + Send),
 ) -> Result<Outcome, ApiError> {
     let started = Instant::now();
     let result = app.engine().generate_with(mode, date, overrides, on_file);

@@ -103,7 +103,7 @@ pub fn build(
     threads: usize,
     state: &mut State,
     staging: &Path,
-    on_file: &mut dyn FnMut(&Path),
+    on_file: &mut (dyn FnMut(&Path) + Send),
 ) -> Result<(Manifest, Syncs)> {
     let seed = DaySeed::new(config.seed, mode, date);
     let day = Day::of(date);
@@ -209,8 +209,10 @@ pub fn build(
         .collect();
 
     // Each file is announced as soon as it is written, in contract order.
-    // Syncing starts once all are written (syncing one file while writing
-    // the next slows the writes down on ext4), and the commit waits for it.
+    // The disk is handed each file's bytes while it is written (see
+    // `output::HashingFile`); the syncs start once all are written (syncing
+    // one file while writing the next slows the writes down on ext4), and
+    // the commit waits for them.
     let mut files: Vec<Unsynced> = Vec::with_capacity(Dataset::ALL.len());
     let mut announce = |file: Unsynced| {
         on_file(&staging.join(&file.written().name));
@@ -221,8 +223,7 @@ pub fn build(
     let master = &state.patients;
     // Vitals, labs and notes are written in one pass, encounter by encounter;
     // chunks of encounters are rendered on `threads` workers and written in
-    // number order. The patients and encounters files are written while the
-    // workers start.
+    // number order. The patients and encounters files are written alongside.
     let (clinical, last_events) = clinical::write(staging, &inputs, threads, &mut || {
         announce(write_rows(
             staging,

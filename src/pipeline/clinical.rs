@@ -3,8 +3,9 @@
 //!
 //! Each encounter's rows are a pure function of its plan entry (the random
 //! streams of its planning day, its course), so a stay that spans days is
-//! generated whole each day and only the rows dated that day are written:
-//! vitals measured, labs resulted, notes authored. The encounters are cut
+//! generated from its start each day, up to that day's end, and only the
+//! rows dated that day are written: vitals measured, labs resulted, notes
+//! authored. The encounters are cut
 //! into chunks that are rendered, generated, filtered and encoded, on worker
 //! threads, while the calling thread writes finished chunks in encounter
 //! order, hashing as it goes. The bytes are therefore the same for any
@@ -12,7 +13,8 @@
 //! [`AHEAD`] chunks per worker beyond the last one written.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, mpsc};
 
@@ -28,7 +30,7 @@ use crate::generate::vitals::Series;
 use crate::generate::{DaySeed, Stream, labs};
 use crate::model::{BatchDate, Mode};
 use crate::output::{Chunk, Encoder, TextFile, Unsynced};
-use crate::rows::{Patient, VitalRow};
+use crate::rows::{LabRow, NoteRow, Patient, VitalRow};
 
 /// The files this pass writes, in contract order.
 pub const DATASETS: [Dataset; 3] = [Dataset::Vitals, Dataset::Labs, Dataset::Notes];
@@ -63,10 +65,12 @@ impl<'a> Inputs<'a> {
         patients: &'a [Patient],
         active: &'a [Encounter],
     ) -> Inputs<'a> {
-        let seeds = active
-            .iter()
-            .map(|e| (e.plan_date, DaySeed::new(config.seed, mode, e.plan_date)))
-            .collect();
+        let mut seeds = HashMap::new();
+        for e in active {
+            seeds
+                .entry(e.plan_date)
+                .or_insert_with(|| DaySeed::new(config.seed, mode, e.plan_date));
+        }
         Inputs {
             config,
             mode,
@@ -100,6 +104,7 @@ impl<'a> Inputs<'a> {
             &Course::new(e, scenario),
             patient.sex,
             (e.number, patient.number),
+            self.day.end,
         )
         .iter()
         .any(|r| self.day.contains(r.resulted_at))
@@ -107,21 +112,20 @@ impl<'a> Inputs<'a> {
 }
 
 /// One chunk of encounters, rendered: a chunk of each file, and each
-/// encounter's last event (a later day's batch will have more of it if
-/// that is after the day).
+/// encounter's last event as far as it was generated (its discharge or a
+/// later result): after the day's end, a later day's batch has more of it.
 type Rendered = ([Chunk; 3], Vec<i64>);
 
 /// Writes the three files into `dir` using `threads` threads (1: all on the
 /// calling thread) and returns them in contract order, not yet synced.
-/// `first` runs on the calling thread once the workers have started, before
-/// any chunk is written: the batch writes its earlier files there, so that
-/// work overlaps the rendering.
+/// `first` writes the batch's earlier files: with one thread before the
+/// pass, otherwise on a thread of its own alongside it.
 /// Also returns each active encounter's last event, in their order.
 pub fn write(
     dir: &Path,
     inputs: &Inputs<'_>,
     threads: usize,
-    first: &mut dyn FnMut() -> Result<()>,
+    first: &mut (dyn FnMut() -> Result<()> + Send),
 ) -> Result<(Vec<Unsynced>, Vec<i64>)> {
     let mut files = Vec::with_capacity(DATASETS.len());
     for dataset in DATASETS {
@@ -129,44 +133,58 @@ pub fn write(
     }
     let chunks: Vec<&[Encounter]> = inputs.active.chunks(ENCOUNTERS_PER_CHUNK).collect();
     let buffers = Buffers::default();
-    let mut last_events = Vec::with_capacity(inputs.active.len());
-    let mut write = |index: usize, (rendered, last): Rendered| -> Result<()> {
+    // Where the crash tests stop or fail a batch: halfway through the pass.
+    let crash_path = files[0].path().to_path_buf();
+    let checkpoint = |index: usize| -> Result<()> {
         if index == chunks.len() / 2 && crashpoint::armed() {
             crashpoint::reached("vitals");
-            crashpoint::failure("vitals").map_err(Error::io("cannot write", files[0].path()))?;
+            crashpoint::failure("vitals").map_err(Error::io("cannot write", &crash_path))?;
         }
-        for (file, chunk) in files.iter_mut().zip(&rendered) {
-            file.write(chunk)?;
-        }
-        buffers.give_back(rendered);
-        last_events.extend(last);
         Ok(())
     };
 
     if threads <= 1 || chunks.len() <= 1 {
         first()?;
         let mut renderer = Renderer::new(inputs, &buffers);
+        let mut last_events = Vec::with_capacity(inputs.active.len());
         for (index, encounters) in chunks.iter().enumerate() {
-            write(index, renderer.render(encounters))?;
+            let (rendered, last) = renderer.render(encounters);
+            checkpoint(index)?;
+            for (file, chunk) in files.iter_mut().zip(&rendered) {
+                file.write(chunk)?;
+            }
+            buffers.give_back(rendered);
+            last_events.extend(last);
         }
-    } else {
-        in_parallel(inputs, &buffers, &chunks, threads, first, &mut write)?;
+        let files = files.into_iter().map(TextFile::close).collect();
+        return Ok((files, last_events));
     }
-    Ok((
-        files.into_iter().map(TextFile::close).collect(),
-        last_events,
-    ))
+    in_parallel(
+        dir,
+        inputs,
+        &buffers,
+        &chunks,
+        files,
+        threads,
+        first,
+        &checkpoint,
+    )
 }
 
-/// Renders `chunks` on `threads` workers and hands them to `write` in order.
+/// Renders `chunks` on `threads` workers, and writes each file on a thread
+/// of its own (writing and hashing the three files overlap each other and
+/// the rendering), handing the chunks over in order.
+#[allow(clippy::too_many_arguments)]
 fn in_parallel(
+    dir: &Path,
     inputs: &Inputs<'_>,
     buffers: &Buffers,
     chunks: &[&[Encounter]],
+    files: Vec<TextFile>,
     threads: usize,
-    first: &mut dyn FnMut() -> Result<()>,
-    write: &mut dyn FnMut(usize, Rendered) -> Result<()>,
-) -> Result<()> {
+    first: &mut (dyn FnMut() -> Result<()> + Send),
+    checkpoint: &dyn Fn(usize) -> Result<()>,
+) -> Result<(Vec<Unsynced>, Vec<i64>)> {
     let next = AtomicUsize::new(0);
     let window = Window::new(threads * AHEAD);
     let (sender, received) = mpsc::channel::<(usize, Rendered)>();
@@ -190,27 +208,89 @@ fn in_parallel(
             });
         }
         drop(sender);
-        if let Err(e) = first() {
-            window.close();
-            return Err(e);
-        }
-        // Chunks arrive in any order; they are written in plan order.
-        let mut waiting = BTreeMap::new();
-        let mut expected = 0;
-        let result = received.iter().try_for_each(|(index, rendered)| {
-            waiting.insert(index, rendered);
-            while let Some(rendered) = waiting.remove(&expected) {
-                write(expected, rendered)?;
-                expected += 1;
-                window.advance(expected);
+        let first = scope.spawn(|| {
+            let written = first();
+            if written.is_err() {
+                window.close();
             }
-            Ok(())
+            written
         });
-        if result.is_err() {
+        let paths: Vec<PathBuf> = files.iter().map(|f| f.path().to_path_buf()).collect();
+        let (outlets, writers): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .enumerate()
+            .map(|(index, mut file)| {
+                let (outlet, inlet) = mpsc::sync_channel::<Chunk>(AHEAD);
+                let writer = scope.spawn(move || -> Result<Unsynced> {
+                    for chunk in inlet {
+                        file.write(&chunk)?;
+                        buffers.give(index, chunk.bytes);
+                    }
+                    Ok(file.close())
+                });
+                (outlet, writer)
+            })
+            .unzip();
+
+        let handed = hand_over(&received, &outlets, &window, checkpoint);
+        if !matches!(handed, Ok(Some(_))) {
             window.close();
         }
-        result
+        drop(outlets);
+        let stopped =
+            |path: &Path, why: &str| Error::io("cannot write", path)(io::Error::other(why));
+        let files: Vec<Result<Unsynced>> = writers
+            .into_iter()
+            .zip(&paths)
+            .map(|(writer, path)| {
+                writer
+                    .join()
+                    .unwrap_or_else(|_| Err(stopped(path, "its writer thread panicked")))
+            })
+            .collect();
+        let first = first.join().unwrap_or_else(|_| {
+            Err(Error::io("cannot write", dir)(io::Error::other(
+                "the thread writing the first files panicked",
+            )))
+        });
+        // The calling thread's own error first, then the first files' (which
+        // stops the pass), then a writer's (which is why the calling thread
+        // could not hand a chunk over).
+        let last_events = handed?;
+        first?;
+        let files = files.into_iter().collect::<Result<Vec<_>>>()?;
+        let last_events =
+            last_events.ok_or_else(|| stopped(&paths[0], "a writer stopped early"))?;
+        Ok((files, last_events))
     })
+}
+
+/// Hands the rendered chunks to the files' writers in plan order as they
+/// arrive (in any order); `None` when a writer stopped.
+fn hand_over(
+    received: &mpsc::Receiver<(usize, Rendered)>,
+    outlets: &[mpsc::SyncSender<Chunk>],
+    window: &Window,
+    checkpoint: &dyn Fn(usize) -> Result<()>,
+) -> Result<Option<Vec<i64>>> {
+    let mut waiting = BTreeMap::new();
+    let mut expected = 0;
+    let mut last_events = Vec::new();
+    for (index, rendered) in received {
+        waiting.insert(index, rendered);
+        while let Some((rendered, last)) = waiting.remove(&expected) {
+            checkpoint(expected)?;
+            for (outlet, chunk) in outlets.iter().zip(rendered) {
+                if outlet.send(chunk).is_err() {
+                    return Ok(None);
+                }
+            }
+            last_events.extend(last);
+            expected += 1;
+            window.advance(expected);
+        }
+    }
+    Ok(Some(last_events))
 }
 
 /// Lets workers run at most `ahead` chunks beyond the last one written, so
@@ -259,22 +339,30 @@ impl Window {
     }
 }
 
-/// Buffers the writer is done with, for the renderers to fill again.
+/// Buffers the writers are done with, for the renderers to fill again; one
+/// pool per file, so a buffer comes back to a file whose chunks it fits (a
+/// notes chunk is several times a vitals chunk: growing one copies it).
 #[derive(Default)]
-struct Buffers(Mutex<Vec<Vec<u8>>>);
+struct Buffers([Mutex<Vec<Vec<u8>>>; 3]);
 
 impl Buffers {
-    fn get(&self) -> Vec<u8> {
-        self.0
+    fn get(&self, file: usize) -> Vec<u8> {
+        self.0[file]
             .lock()
             .ok()
             .and_then(|mut free| free.pop())
             .unwrap_or_default()
     }
 
+    fn give(&self, file: usize, buffer: Vec<u8>) {
+        if let Ok(mut free) = self.0[file].lock() {
+            free.push(buffer);
+        }
+    }
+
     fn give_back(&self, rendered: [Chunk; 3]) {
-        if let Ok(mut free) = self.0.lock() {
-            free.extend(rendered.into_iter().map(|chunk| chunk.bytes));
+        for (file, chunk) in rendered.into_iter().enumerate() {
+            self.give(file, chunk.bytes);
         }
     }
 }
@@ -299,68 +387,157 @@ impl<'a> Renderer<'a> {
 
     fn render(&mut self, encounters: &[Encounter]) -> Rendered {
         let inputs = self.inputs;
-        let (config, day, patients) = (inputs.config, inputs.day, inputs.patients);
+        let day = inputs.day;
         let [vitals_out, labs_out, notes_out] = &mut self.encoders;
         let mut last_events = Vec::with_capacity(encounters.len());
         for e in encounters {
-            let patient = &patients[e.patient];
-            let scenario = &config.scenarios[e.scenario];
-            let course = Course::new(e, scenario);
-            let ids = (e.number, patient.number);
-            let seed = inputs.seed(e);
-            let mut last = e.discharge_secs();
-
-            self.vitals.clear();
-            self.vitals.extend(Series::new(
-                seed.rng(Stream::Vitals(e.ordinal)),
-                scenario,
-                &config.missing,
-                course,
-                ids,
-            ));
+            let (labs, notes) = rows_until(inputs, e, day.end, &mut self.vitals);
             for row in self.vitals.iter().filter(|v| day.contains(v.measured_at)) {
                 vitals_out.row(row);
             }
-            let results = labs::results(
-                seed.rng(Stream::Labs(e.ordinal)),
-                scenario,
-                &course,
-                patient.sex,
-                ids,
-            );
-            for row in &results {
+            let mut last = e.discharge_secs();
+            for row in &labs {
                 last = last.max(row.resulted_at);
                 if day.contains(row.resulted_at) {
                     labs_out.row(row);
                 }
             }
-            let chart = Chart {
-                encounter: e.number,
-                patient: patient.number,
-                scenario,
-                complaint: &scenario.chief_complaints[e.complaint],
-                // As of admission, so the notes read the same whichever day
-                // of the stay they are generated on.
-                age: patient.age_on(e.admit.date()),
-                sex: patient.sex,
-                disposition: e.disposition,
-                course: &course,
-                vitals: &self.vitals,
-                labs: &results,
-            };
-            for row in notes::compose(seed.rng(Stream::Notes(e.ordinal)), &chart) {
+            for row in &notes {
                 last = last.max(row.authored_at);
                 if day.contains(row.authored_at) {
-                    notes_out.row(&row);
+                    notes_out.row(row);
                 }
             }
             last_events.push(last);
         }
         let buffers = self.buffers;
-        let chunks = self
-            .encoders
-            .each_mut()
-            .map(|encoder| encoder.take_into(buffers.get()));
+        let chunks = std::array::from_fn(|file| self.encoders[file].take_into(buffers.get(file)));
         (chunks, last_events)
+    }
+}
+
+/// An encounter's rows up to `until`: its vitals (into `vitals`) and the
+/// results and notes of its samples and notes taken before then. These are
+/// the first rows of the whole encounter's, so a stay that goes on after a
+/// day is generated up to that day's end only (`notes::compose` says why
+/// the first vital-sign set is kept whenever it is).
+fn rows_until(
+    inputs: &Inputs<'_>,
+    e: &Encounter,
+    until: i64,
+    vitals: &mut Vec<VitalRow>,
+) -> (Vec<LabRow>, Vec<NoteRow>) {
+    let config = inputs.config;
+    let patient = &inputs.patients[e.patient];
+    let scenario = &config.scenarios[e.scenario];
+    let course = Course::new(e, scenario);
+    let ids = (e.number, patient.number);
+    let seed = inputs.seed(e);
+    vitals.clear();
+    vitals.extend(
+        Series::new(
+            seed.rng(Stream::Vitals(e.ordinal)),
+            scenario,
+            &config.missing,
+            course,
+            ids,
+        )
+        .enumerate()
+        .take_while(|(i, v)| *i == 0 || v.measured_at < until)
+        .map(|(_, v)| v),
+    );
+    let labs = labs::results(
+        seed.rng(Stream::Labs(e.ordinal)),
+        scenario,
+        &course,
+        patient.sex,
+        ids,
+        until,
+    );
+    let chart = Chart {
+        encounter: e.number,
+        patient: patient.number,
+        scenario,
+        complaint: &scenario.chief_complaints[e.complaint],
+        // As of admission, so the notes read the same whichever day of the
+        // stay they are generated on.
+        age: patient.age_on(e.admit.date()),
+        sex: patient.sex,
+        disposition: e.disposition,
+        course: &course,
+        vitals,
+        labs: &labs,
+    };
+    let notes = notes::compose(seed.rng(Stream::Notes(e.ordinal)), &chart, until);
+    (labs, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigSources;
+    use crate::generate::encounters;
+
+    /// Cutting a stay at any day's end gives the whole stay's rows up to
+    /// there, byte for byte: a batch that generates a stay only up to its
+    /// day's end writes what the whole stay would.
+    #[test]
+    fn a_stay_cut_at_a_day_end_begins_as_the_whole_stay() {
+        let config = Config::load(&ConfigSources::default()).expect("embedded config");
+        let date: BatchDate = "2026-03-10".parse().expect("date");
+        // The stays under way when a mode starts: long ones, from earlier days.
+        let (patients, stays) = encounters::warm_start(&config, config.seed, Mode::Raw, date, 1, 1);
+        assert!(stays.len() > 50, "{} stays", stays.len());
+        let inputs = Inputs::new(&config, Mode::Raw, Day::of(date), &patients, &stays);
+        let (mut whole_vitals, mut cut_vitals) = (Vec::new(), Vec::new());
+        let mut cuts = 0;
+        for e in &stays {
+            let (labs, notes) = rows_until(&inputs, e, i64::MAX, &mut whole_vitals);
+            let mut end = (e.admit_secs().div_euclid(86_400) + 1) * 86_400;
+            while end <= e.discharge_secs() {
+                let (cut_labs, cut_notes) = rows_until(&inputs, e, end, &mut cut_vitals);
+                let kept = |at: i64| at < end;
+                let vitals: Vec<_> = whole_vitals
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, v)| *i == 0 || kept(v.measured_at))
+                    .map(|(_, v)| *v)
+                    .collect();
+                assert_eq!(cut_vitals, vitals, "vitals of {} cut at {end}", e.number);
+                let encode = |dataset, rows: &dyn Fn(&mut Encoder)| {
+                    let mut encoder = Encoder::new(dataset);
+                    rows(&mut encoder);
+                    encoder.take().bytes
+                };
+                assert_eq!(
+                    encode(Dataset::Labs, &|out| cut_labs
+                        .iter()
+                        .for_each(|r| out.row(r))),
+                    encode(Dataset::Labs, &|out| {
+                        labs.iter()
+                            .filter(|r| kept(r.collected_at))
+                            .for_each(|r| out.row(r))
+                    }),
+                    "labs of {} cut at {end}",
+                    e.number
+                );
+                assert_eq!(
+                    encode(Dataset::Notes, &|out| cut_notes
+                        .iter()
+                        .for_each(|r| out.row(r))),
+                    encode(Dataset::Notes, &|out| {
+                        notes
+                            .iter()
+                            .filter(|r| kept(r.authored_at))
+                            .for_each(|r| out.row(r))
+                    }),
+                    "notes of {} cut at {end}",
+                    e.number
+                );
+                cuts += 1;
+                end += 86_400;
+            }
+        }
+        assert!(cuts > 100, "only {cuts} cuts");
     }
 }

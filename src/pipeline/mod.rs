@@ -87,7 +87,7 @@ impl Engine {
         mode: Mode,
         date: BatchDate,
         overrides: &Overrides,
-        on_file: &mut dyn FnMut(&std::path::Path),
+        on_file: &mut (dyn FnMut(&std::path::Path) + Send),
     ) -> Result<Outcome> {
         let started = Instant::now();
         let timeout = Duration::from_secs(self.config.state.lock_timeout_secs);
@@ -186,7 +186,7 @@ impl Engine {
         mode: Mode,
         date: BatchDate,
         overrides: &Overrides,
-        on_file: &mut dyn FnMut(&std::path::Path),
+        on_file: &mut (dyn FnMut(&std::path::Path) + Send),
     ) -> Result<Manifest> {
         let started = Instant::now();
         let staging = store.begin(date)?;
