@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::model::{Disposition, EncounterType, Sex};
+use crate::facility::Facility;
+use crate::model::{Condition, Conditions, Disposition, EncounterType, Sex};
 
 /// The defaults compiled into the binary, so it runs with no files around it.
 pub const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.yaml");
@@ -30,6 +31,7 @@ pub struct Config {
     pub generation: GenerationConfig,
     pub server: ServerConfig,
     pub auth: AuthConfig,
+    pub facility: Facility,
     pub volumes: Volumes,
     pub population: Population,
     pub missing: MissingRates,
@@ -103,6 +105,8 @@ pub struct Volumes {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Volume {
+    /// Patients the facility already has when the mode's feed starts.
+    pub population: u32,
     pub new_patients: u32,
     pub encounters: u32,
     pub weekend_factor: f64,
@@ -115,6 +119,9 @@ pub struct Population {
     pub age_brackets: Vec<AgeBracket>,
     pub sex_weights: BTreeMap<Sex, f64>,
     pub returning_share: f64,
+    /// Share of emergency visits that send a patient of average propensity
+    /// home who comes back within 72 hours.
+    pub ed_return_rate: f64,
     pub postal_code_change_rate: f64,
 }
 
@@ -145,6 +152,10 @@ pub struct Scenario {
     pub weekend_factor: f64,
     #[serde(default = "one")]
     pub returning_affinity: f64,
+    /// Days that must pass before a patient comes for this scenario again
+    /// (an annual physical, a quarterly follow-up); 0 for no limit.
+    #[serde(default)]
+    pub min_gap_days: u32,
     pub encounter_type: EncounterType,
     pub department: String,
     pub chief_complaints: Vec<String>,
@@ -201,12 +212,17 @@ pub struct Eligibility {
     /// Empty means every sex.
     #[serde(default)]
     pub sexes: Vec<Sex>,
+    /// Chronic conditions a patient must have: a follow-up clinic sees only
+    /// the patients who have what it follows up.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
 }
 
 impl Eligibility {
-    pub fn admits(&self, age: u32, sex: Sex) -> bool {
+    pub fn admits(&self, age: u32, sex: Sex, conditions: Conditions) -> bool {
         (self.min_age..=self.max_age).contains(&age)
             && (self.sexes.is_empty() || self.sexes.contains(&sex))
+            && self.conditions.iter().all(|c| conditions.has(*c))
     }
 }
 
@@ -378,12 +394,31 @@ impl Config {
         }
     }
 
+    /// The day's encounters relative to a weekday's: each scenario's rate
+    /// scaled by its own weekend factor on Saturdays and Sundays, so clinics
+    /// close while the emergency department stays as busy.
+    pub fn encounter_factor(&self, date: crate::model::BatchDate) -> f64 {
+        if !date.is_weekend() {
+            return 1.0;
+        }
+        let total: f64 = self.scenarios.iter().map(|s| s.weight).sum();
+        if total <= 0.0 {
+            return 1.0;
+        }
+        self.scenarios
+            .iter()
+            .map(|s| s.weight * s.weekend_factor)
+            .sum::<f64>()
+            / total
+    }
+
     /// sha256 of everything that shapes the generated data (not where it is
     /// written), recorded in each manifest so a batch can be traced to its config.
     pub fn fingerprint(&self) -> String {
         #[derive(Serialize)]
         struct Shaping<'a> {
             seed: u64,
+            facility: &'a Facility,
             volumes: &'a Volumes,
             population: &'a Population,
             missing: &'a MissingRates,
@@ -391,6 +426,7 @@ impl Config {
         }
         let shaping = Shaping {
             seed: self.seed,
+            facility: &self.facility,
             volumes: &self.volumes,
             population: &self.population,
             missing: &self.missing,
@@ -481,6 +517,7 @@ impl Config {
             return Err("population.sex_weights: weights must be >= 0 with a positive sum".into());
         }
         share("population.returning_share", p.returning_share)?;
+        share("population.ed_return_rate", p.ed_return_rate)?;
         share(
             "population.postal_code_change_rate",
             p.postal_code_change_rate,
@@ -661,7 +698,12 @@ impl Config {
         let max_age = p.age_brackets.iter().map(|b| b.max).max().unwrap_or(100);
         for sex in <Sex as strum::IntoEnumIterator>::iter() {
             for age in min_age..=max_age + 1 {
-                if !self.scenarios.iter().any(|s| s.eligible.admits(age, sex)) {
+                // Whatever their conditions: someone with none must fit too.
+                if !self
+                    .scenarios
+                    .iter()
+                    .any(|s| s.eligible.admits(age, sex, Conditions::default()))
+                {
                     return Err(format!(
                         "scenarios: no scenario is eligible for a {age}-year-old {} patient",
                         sex.as_str()

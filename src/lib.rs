@@ -3,7 +3,8 @@
 //! The library is the whole engine; the `datagen` binary and the HTTP service
 //! only parse input and call it. Reading order follows the generation
 //! contract:
-//! - [`config`]: the typed, layered configuration;
+//! - [`config`]: the typed, layered configuration, and [`facility`]: the
+//!   facility's local clock, which care follows;
 //! - `model`, `catalog`, `dataset`: the vocabulary, the lab catalog and the
 //!   registry of the batch's files;
 //! - `generate`: pure generation of patients, encounters, vitals, labs and
@@ -21,6 +22,7 @@ pub mod config;
 pub(crate) mod crashpoint;
 pub mod dataset;
 pub mod error;
+pub mod facility;
 pub(crate) mod generate;
 pub mod http;
 pub(crate) mod layout;

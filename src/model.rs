@@ -242,6 +242,82 @@ impl Sex {
     }
 }
 
+/// A chronic condition a patient lives with: it sets their baselines (blood
+/// pressure, creatinine, glucose, haemoglobin) and which follow-up clinics
+/// they attend.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Condition {
+    Hypertension,
+    Diabetes,
+    /// Chronic kidney disease, stage 3 or worse.
+    Ckd,
+    Copd,
+    HeartFailure,
+    Anaemia,
+}
+
+impl Condition {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// The set of a patient's chronic conditions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Conditions(u8);
+
+impl Conditions {
+    pub fn has(self, condition: Condition) -> bool {
+        self.0 & condition.bit() != 0
+    }
+
+    pub fn insert(&mut self, condition: Condition) {
+        self.0 |= condition.bit();
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Condition> {
+        use strum::IntoEnumIterator;
+        Condition::iter().filter(move |c| self.has(*c))
+    }
+
+    /// `hypertension;diabetes`, in declaration order; empty for none.
+    pub fn to_list(self) -> String {
+        self.iter()
+            .map(Condition::as_str)
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    /// The inverse of [`Conditions::to_list`]; `None` names an unknown one.
+    pub fn parse_list(s: &str) -> Option<Conditions> {
+        let mut set = Conditions::default();
+        for name in s.split(';').filter(|n| !n.is_empty()) {
+            set.insert(name.parse().ok()?);
+        }
+        Some(set)
+    }
+}
+
 #[derive(
     Clone,
     Copy,

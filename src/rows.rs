@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 
 use crate::catalog::LabTest;
 use crate::dataset::Dataset;
-use crate::model::{AuthorRole, Disposition, EncounterType, NoteType, Sex};
+use crate::model::{AuthorRole, Conditions, Disposition, EncounterType, NoteType, Sex};
 
 /// Where a row's columns go, one call per column, in schema order. The
 /// method says what the value is; the sink decides how it is written.
@@ -61,6 +61,15 @@ pub struct Patient {
     pub registered_date: NaiveDate,
     /// The day the patient died in care, if they did.
     pub deceased_date: Option<NaiveDate>,
+    // The rest is kept in the master only (state, not the feed).
+    /// How often this patient seeks care, in hundredths of the average.
+    pub propensity: u16,
+    pub conditions: Conditions,
+    /// The last visit day of each scenario that has a minimum gap, by name.
+    pub last_visits: Vec<(String, NaiveDate)>,
+    /// When this patient will be back in the emergency department after a
+    /// visit that sent them home, if they will (epoch seconds).
+    pub ed_return_at: Option<i64>,
 }
 
 impl Patient {
@@ -87,12 +96,28 @@ impl Patient {
 }
 
 /// A row of `patients_master.csv` (state, not a dataset): the snapshot's
-/// columns without `snapshot_date`.
+/// columns without `snapshot_date`, then [`MASTER_ONLY`].
 pub struct MasterRow<'a>(pub &'a Patient);
+
+/// The master's columns after the snapshot's.
+pub const MASTER_ONLY: [&str; 4] = ["propensity", "conditions", "last_visits", "ed_return_at"];
 
 impl Encode for MasterRow<'_> {
     fn encode<F: Fields>(&self, f: &mut F) {
-        self.0.encode_master(f);
+        let p = self.0;
+        p.encode_master(f);
+        f.uint(Some(u64::from(p.propensity)));
+        f.code(&p.conditions.to_list());
+        let visits: Vec<String> = p
+            .last_visits
+            .iter()
+            .map(|(scenario, date)| format!("{scenario}:{date}"))
+            .collect();
+        f.text(&visits.join(";"));
+        match p.ed_return_at {
+            Some(at) => f.timestamp(at),
+            None => f.null(),
+        }
     }
 }
 

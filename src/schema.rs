@@ -299,6 +299,10 @@ mod tests {
             postal_code: "01234".into(),
             registered_date: day,
             deceased_date: None,
+            propensity: 100,
+            conditions: crate::model::Conditions::default(),
+            last_visits: Vec::new(),
+            ed_return_at: None,
         };
         let counted = [
             columns(&PatientRow {

@@ -5,6 +5,7 @@
 
 use super::encounters::Encounter;
 use crate::config::Scenario;
+use crate::facility::Facility;
 use crate::model::Disposition;
 
 #[derive(Clone, Copy, Debug)]
@@ -18,10 +19,13 @@ pub struct Course {
     pub escalated: bool,
     /// How ill this patient is relative to the scenario's typical case.
     pub severity: f64,
+    /// The facility's clock, which the ward's routines (early-morning
+    /// bloods, late-morning rounds) follow.
+    pub clock: Facility,
 }
 
 impl Course {
-    pub fn new(encounter: &Encounter, scenario: &Scenario) -> Course {
+    pub fn new(encounter: &Encounter, scenario: &Scenario, clock: Facility) -> Course {
         Course {
             admit: encounter.admit.and_utc().timestamp(),
             discharge: encounter.discharge.and_utc().timestamp(),
@@ -32,6 +36,7 @@ impl Course {
                 Disposition::Admitted | Disposition::Transferred | Disposition::Expired
             ),
             severity: encounter.severity,
+            clock,
         }
     }
 

@@ -10,7 +10,7 @@
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::ops::Range;
 
-use chrono::{Duration, NaiveDateTime, NaiveTime};
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, NaiveTime, Weekday};
 use rand::distr::weighted::WeightedIndex;
 use rand::{Rng, RngExt};
 use rand_distr::LogNormal;
@@ -18,7 +18,7 @@ use rand_distr::LogNormal;
 use super::patients::Patient;
 use crate::config::{Config, DurationModel, Scenario};
 use crate::error::Error;
-use crate::model::{BatchDate, Disposition, EncounterType, Mode, Sex};
+use crate::model::{BatchDate, Disposition, EncounterType, Mode};
 
 /// One planned encounter. `patient` and `scenario` index into the patient
 /// master and the config's scenarios. Its rows are a pure function of it:
@@ -63,6 +63,9 @@ pub struct Pools<'a> {
     pub returning: &'a [usize],
     /// Patients registered on the run date.
     pub new: Range<usize>,
+    /// Emergency returns due on the run date: a patient, and when (epoch
+    /// seconds, inside the day).
+    pub returns: &'a [(usize, i64)],
 }
 
 /// Plans `count` encounters admitted on `date` (fewer if the patients
@@ -80,16 +83,26 @@ pub fn plan<R: Rng + ?Sized>(
     if count > 0 && pools.returning.is_empty() && pools.new.is_empty() {
         return Err(Error::NoPatients { date, count });
     }
-    let weighted = |weights: &[f64]| WeightedIndex::new(weights.iter().copied()).ok();
+    // Returning patients come back as often as they seek care.
+    let by_propensity = WeightedIndex::new(
+        pools
+            .returning
+            .iter()
+            .map(|&i| f64::from(pools.patients[i].propensity)),
+    )
+    .ok();
     let mut planner = Planner {
         rng,
         config,
         date,
         pools,
+        by_propensity,
+        gapped_today: HashSet::new(),
         seen_returning: HashSet::new(),
         next_new: pools.new.start,
-        scenarios: HashMap::new(),
-        hours: [weighted(&EMERGENCY_HOURS), weighted(&INPATIENT_HOURS)],
+        mix: day_mix(config, date),
+        placed_new: HashSet::new(),
+        arrivals: Arrivals::new(config, date),
         dispositions: config
             .scenarios
             .iter()
@@ -99,8 +112,18 @@ pub fn plan<R: Rng + ?Sized>(
     };
     let mut encounters = Vec::with_capacity(count as usize);
     let mut stays = Vec::new();
-    for ordinal in 0..count {
-        if let Some((visit, stay)) = planner.encounter(ordinal)? {
+    // The day's emergency returns first: they take the first ordinals and
+    // count towards the day's encounters.
+    let returns = pools.returns.iter().take(count as usize);
+    let planned = returns.len() as u32;
+    for (ordinal, &(patient, at)) in (0..).zip(returns) {
+        if let Some((visit, stay)) = planner.emergency_return(ordinal, patient, at) {
+            encounters.push(visit);
+            stays.extend(stay);
+        }
+    }
+    for ordinal in planned..count {
+        if let Some((visit, stay)) = planner.encounter(ordinal) {
             encounters.push(visit);
             stays.extend(stay);
         }
@@ -135,14 +158,20 @@ struct Planner<'a, 'p, R: ?Sized> {
     config: &'a Config,
     date: BatchDate,
     pools: &'a Pools<'p>,
+    /// Over `pools.returning`, by propensity.
+    by_propensity: Option<WeightedIndex<f64>>,
+    /// Patients planned today for a scenario with a minimum gap, and which.
+    gapped_today: HashSet<(usize, usize)>,
     seen_returning: HashSet<usize>,
     next_new: usize,
     // The weighted choices, built once per day rather than per encounter
     // (sampling a cached distribution draws exactly as a new one would).
-    /// Scenario weights by the patient's (age, sex, returning).
-    scenarios: HashMap<(u32, Sex, bool), Option<WeightedIndex<f64>>>,
-    /// Arrival hours: emergency, inpatient.
-    hours: [Option<WeightedIndex<f64>>; 2],
+    /// The day's scenario mix: weights, scaled at weekends by each
+    /// scenario's factor.
+    mix: Option<WeightedIndex<f64>>,
+    /// New patients who have had their visit today.
+    placed_new: HashSet<usize>,
+    arrivals: Arrivals,
     /// Dispositions, per scenario.
     dispositions: Vec<Option<WeightedIndex<f64>>>,
     /// Each patient's planned time today, as (start, end) in epoch seconds;
@@ -151,49 +180,94 @@ struct Planner<'a, 'p, R: ?Sized> {
 }
 
 impl<R: Rng + ?Sized> Planner<'_, '_, R> {
-    /// One encounter, and the inpatient stay it continues as; `None` when
-    /// no patient available can take it without overlapping their other
+    /// One encounter, and the inpatient stay it continues as: a scenario by
+    /// the day's mix, then a patient it admits (returning or new); `None`
+    /// when no patient available fits it without overlapping their other
     /// encounters today.
     #[allow(clippy::type_complexity)]
-    fn encounter(&mut self, ordinal: u32) -> Result<Option<(Encounter, Option<Encounter>)>, Error> {
-        let mut eligible = false;
-        // A patient whose age or sex fits no scenario (possible only with a
-        // custom config), or who is busy then, is passed over for another.
+    fn encounter(&mut self, ordinal: u32) -> Option<(Encounter, Option<Encounter>)> {
+        let scenario = self.rng.sample(self.mix.as_ref()?);
         for _ in 0..32 {
-            let (patient, returning) = self.pick_patient();
-            let Some(scenario) = self.pick_scenario(patient, returning) else {
+            let Some((patient, returning)) = self.pick_patient(scenario) else {
                 continue;
             };
-            eligible = true;
             let visit = self.shape(ordinal, patient, returning, scenario);
             let stay = self.continued_stay(&visit);
-            let span = |e: &Encounter| {
-                let end = if e.disposition == Disposition::Expired {
-                    i64::MAX
-                } else {
-                    e.discharge_secs()
-                };
-                (e.admit_secs(), end)
-            };
-            let spans = std::iter::once(span(&visit)).chain(stay.as_ref().map(span));
-            let taken = self.busy.entry(patient).or_default();
-            let overlaps = spans
-                .clone()
-                .any(|(a, b)| taken.iter().any(|&(c, d)| a <= d && c <= b));
-            if overlaps {
-                continue;
+            if self.book(&visit, stay.as_ref()) {
+                return Some((visit, stay));
             }
-            taken.extend(spans);
-            return Ok(Some((visit, stay)));
         }
-        if eligible {
-            Ok(None)
-        } else {
-            Err(Error::InvalidInput(format!(
-                "no scenario in the config is eligible for the patients available on {}",
-                self.date
-            )))
+        None
+    }
+
+    /// A patient's return to the emergency department at `at`, for an
+    /// emergency scenario that admits them; `None` when none does or they
+    /// are busy then.
+    fn emergency_return(
+        &mut self,
+        ordinal: u32,
+        patient: usize,
+        at: i64,
+    ) -> Option<(Encounter, Option<Encounter>)> {
+        let p = &self.pools.patients[patient];
+        let age = p.age_on(self.date.date());
+        let weights = self.config.scenarios.iter().map(|s| {
+            if s.encounter_type == EncounterType::Emergency
+                && s.eligible.admits(age, p.sex, p.conditions)
+            {
+                s.weight
+            } else {
+                0.0
+            }
+        });
+        let scenario = super::pick_weighted(self.rng, weights)?;
+        let admit = DateTime::from_timestamp(at, 0)?.naive_utc();
+        let mut visit = self.outcome(ordinal, patient, true, scenario, admit);
+        let s = &self.config.scenarios[scenario];
+        visit.complaint = self.rng.random_range(0..s.chief_complaints.len() as u64) as usize;
+        let stay = self.continued_stay(&visit);
+        self.book(&visit, stay.as_ref()).then_some((visit, stay))
+    }
+
+    /// Whether a scenario's minimum gap lets `patient` come for it today.
+    fn gap_allows(&self, patient: usize, scenario: usize) -> bool {
+        let s = &self.config.scenarios[scenario];
+        if s.min_gap_days == 0 {
+            return true;
         }
+        let today = self.date.date();
+        !self.gapped_today.contains(&(patient, scenario))
+            && self.pools.patients[patient]
+                .last_visits
+                .iter()
+                .filter(|(name, _)| *name == s.name)
+                .all(|(_, last)| (today - *last).num_days() >= i64::from(s.min_gap_days))
+    }
+
+    /// Takes the patient's time for a visit and the stay it continues as,
+    /// unless it overlaps what they already have today.
+    fn book(&mut self, visit: &Encounter, stay: Option<&Encounter>) -> bool {
+        let span = |e: &Encounter| {
+            let end = if e.disposition == Disposition::Expired {
+                i64::MAX
+            } else {
+                e.discharge_secs()
+            };
+            (e.admit_secs(), end)
+        };
+        let spans = std::iter::once(span(visit)).chain(stay.map(span));
+        let taken = self.busy.entry(visit.patient).or_default();
+        let overlaps = spans
+            .clone()
+            .any(|(a, b)| taken.iter().any(|&(c, d)| a <= d && c <= b));
+        if overlaps {
+            return false;
+        }
+        taken.extend(spans);
+        if self.config.scenarios[visit.scenario].min_gap_days > 0 {
+            self.gapped_today.insert((visit.patient, visit.scenario));
+        }
+        true
     }
 
     /// The inpatient stay an emergency visit ending `admitted` continues
@@ -221,67 +295,72 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
         Some(stay)
     }
 
-    fn pick_patient(&mut self) -> (usize, bool) {
+    /// A patient for `scenario`: a returning one (likelier the more the
+    /// scenario follows patients up), by propensity, preferring those not
+    /// yet seen today; or a new one, each before anyone new comes twice.
+    /// Either must be one the scenario admits and whose last visit for it
+    /// is far enough back; `None` after a few tries.
+    fn pick_patient(&mut self, scenario: usize) -> Option<(usize, bool)> {
         let pools = self.pools;
+        let s = &self.config.scenarios[scenario];
         let returning = match (pools.returning.is_empty(), pools.new.is_empty()) {
+            (true, true) => return None,
             (false, true) => true,
-            (true, _) => false,
-            (false, false) => self.rng.random_bool(self.config.population.returning_share),
+            (true, false) => false,
+            (false, false) => {
+                let r = self.config.population.returning_share * s.returning_affinity;
+                let share = r / (r + 1.0 - self.config.population.returning_share);
+                self.rng.random_bool(share.clamp(0.0, 1.0))
+            }
+        };
+        let today = self.date.date();
+        let fits = |planner: &Self, i: usize| {
+            let p = &pools.patients[i];
+            s.eligible.admits(p.age_on(today), p.sex, p.conditions)
+                && planner.gap_allows(i, scenario)
         };
         if returning {
-            // Prefer patients not yet seen today; a few repeat visits are real.
-            let mut candidate =
-                pools.returning[self.rng.random_range(0..pools.returning.len() as u64) as usize];
-            for _ in 0..4 {
-                if self.seen_returning.insert(candidate) {
-                    break;
-                }
-                candidate = pools.returning
-                    [self.rng.random_range(0..pools.returning.len() as u64) as usize];
-            }
-            (candidate, true)
-        } else if self.next_new < pools.new.end {
-            // Each new patient comes in once before anyone comes twice.
-            self.next_new += 1;
-            (self.next_new - 1, false)
-        } else {
-            let span = (pools.new.end - pools.new.start) as u64;
-            (
-                pools.new.start + self.rng.random_range(0..span) as usize,
-                false,
-            )
-        }
-    }
-
-    fn pick_scenario(&mut self, patient: usize, returning: bool) -> Option<usize> {
-        let p = &self.pools.patients[patient];
-        let age = p.age_on(self.date.date());
-        let (sex, weekend, config) = (p.sex, self.date.is_weekend(), self.config);
-        let index = self
-            .scenarios
-            .entry((age, sex, returning))
-            .or_insert_with(|| {
-                let weights = |ignore_weekend: bool| {
-                    config.scenarios.iter().map(move |s| {
-                        if !s.eligible.admits(age, sex) {
-                            return 0.0;
-                        }
-                        let mut w = s.weight;
-                        if weekend && !ignore_weekend {
-                            w *= s.weekend_factor;
-                        }
-                        if returning {
-                            w *= s.returning_affinity;
-                        }
-                        w
-                    })
+            let mut fallback = None;
+            for _ in 0..8 {
+                let candidate = match &self.by_propensity {
+                    Some(index) => pools.returning[self.rng.sample(index)],
+                    None => {
+                        pools.returning
+                            [self.rng.random_range(0..pools.returning.len() as u64) as usize]
+                    }
                 };
-                // Off-weekend weights when no scenario is open at weekends.
-                WeightedIndex::new(weights(false))
-                    .or_else(|_| WeightedIndex::new(weights(true)))
-                    .ok()
-            });
-        index.as_ref().map(|index| self.rng.sample(index))
+                if !fits(self, candidate) {
+                    continue;
+                }
+                if self.seen_returning.insert(candidate) {
+                    return Some((candidate, true));
+                }
+                fallback.get_or_insert(candidate);
+            }
+            fallback.map(|candidate| (candidate, true))
+        } else {
+            // The next new patients in turn, skipping (for later) those the
+            // scenario does not admit.
+            while self.next_new < pools.new.end && self.placed_new.contains(&self.next_new) {
+                self.next_new += 1;
+            }
+            let upcoming = (self.next_new..pools.new.end)
+                .filter(|i| !self.placed_new.contains(i))
+                .take(8)
+                .find(|&i| fits(self, i));
+            if let Some(i) = upcoming {
+                self.placed_new.insert(i);
+                return Some((i, false));
+            }
+            let span = (pools.new.end - pools.new.start) as u64;
+            for _ in 0..8 {
+                let i = pools.new.start + self.rng.random_range(0..span) as usize;
+                if fits(self, i) {
+                    return Some((i, false));
+                }
+            }
+            None
+        }
     }
 
     fn shape(
@@ -292,11 +371,7 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
         scenario: usize,
     ) -> Encounter {
         let s: &Scenario = &self.config.scenarios[scenario];
-        let hours = match s.encounter_type {
-            EncounterType::Inpatient => self.hours[1].as_ref(),
-            _ => self.hours[0].as_ref(),
-        };
-        let admit = admit_time(self.rng, self.date, s.encounter_type, hours);
+        let admit = self.arrivals.admit_time(self.rng, s.encounter_type);
         let mut e = self.outcome(ordinal, patient, returning, scenario, admit);
         e.complaint = self.rng.random_range(0..s.chief_complaints.len() as u64) as usize;
         e
@@ -342,9 +417,26 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
     }
 }
 
-/// Relative arrival intensity by hour of day (UTC): emergency departments are
-/// busiest from late morning to evening, inpatient admissions (mostly via the
-/// ED) peak in the afternoon.
+/// The day's scenario mix: each scenario's weight, scaled by its own
+/// factor at weekends (the weekday weights if no scenario is open then).
+fn day_mix(config: &Config, date: BatchDate) -> Option<WeightedIndex<f64>> {
+    let weights = |weekend: bool| {
+        config.scenarios.iter().map(move |s| {
+            if weekend {
+                s.weight * s.weekend_factor
+            } else {
+                s.weight
+            }
+        })
+    };
+    WeightedIndex::new(weights(date.is_weekend()))
+        .or_else(|_| WeightedIndex::new(weights(false)))
+        .ok()
+}
+
+/// Relative arrival intensity by hour of the local day: emergency
+/// departments are busiest from late morning to evening, inpatient admissions
+/// (mostly via the ED) peak in the afternoon.
 const EMERGENCY_HOURS: [f64; 24] = [
     2.0, 1.6, 1.3, 1.1, 1.0, 1.1, 1.6, 2.6, 3.8, 4.6, 5.0, 5.0, 4.9, 4.8, 4.7, 4.6, 4.6, 4.6, 4.5,
     4.2, 3.8, 3.3, 2.8, 2.3,
@@ -354,31 +446,75 @@ const INPATIENT_HOURS: [f64; 24] = [
     4.5, 4.0, 3.2, 2.5, 2.0,
 ];
 
-fn admit_time<R: Rng + ?Sized>(
-    rng: &mut R,
-    date: BatchDate,
-    kind: EncounterType,
-    hours: Option<&WeightedIndex<f64>>,
-) -> NaiveDateTime {
-    let minute_of_day = match kind {
-        // Booked 15-minute slots, weekday clinics 08:00-17:00 and weekend
-        // clinics 09:00-13:00, with patients checking in up to 10 minutes late.
-        EncounterType::Outpatient => {
-            let (open, slots) = if date.is_weekend() {
+/// When the day's patients arrive, in UTC, following the facility's local
+/// clock: each UTC hour of the batch day weighted by the arrival intensity of
+/// the local hour it is, and clinics' booked slots in local opening hours.
+struct Arrivals {
+    start: NaiveDateTime,
+    /// Emergency, inpatient: a UTC hour of the day.
+    hours: [Option<WeightedIndex<f64>>; 2],
+    /// Clinic check-in slots (UTC) that fall in the day.
+    clinic_slots: Vec<NaiveDateTime>,
+}
+
+impl Arrivals {
+    fn new(config: &Config, date: BatchDate) -> Arrivals {
+        let facility = &config.facility;
+        let start = date.date().and_time(NaiveTime::MIN);
+        let end = start + Duration::days(1);
+        let local_hours: Vec<usize> = (0..24)
+            .map(|h| facility.local_hour(start + Duration::hours(h)) as usize)
+            .collect();
+        let weighted =
+            |table: &[f64; 24]| WeightedIndex::new(local_hours.iter().map(|&h| table[h])).ok();
+        // Booked 15-minute slots: weekday clinics 08:00-17:00, weekend
+        // clinics 09:00-13:00, local time; a UTC day meets up to three
+        // local days.
+        let mut clinic_slots = Vec::new();
+        for local in [
+            date.date().pred_opt(),
+            Some(date.date()),
+            date.date().succ_opt(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let (open, slots) = if matches!(local.weekday(), Weekday::Sat | Weekday::Sun) {
                 (9 * 60, 16)
             } else {
                 (8 * 60, 36)
             };
-            open + 15 * rng.random_range(0..slots as u32) + rng.random_range(0..=10u32)
+            clinic_slots.extend(
+                (0..slots)
+                    .map(|k| facility.utc(local, open + 15 * k))
+                    .filter(|t| (start..end).contains(t)),
+            );
         }
-        EncounterType::Emergency | EncounterType::Inpatient => {
-            let hour = hours.map_or(12, |index| rng.sample(index)) as u32;
-            hour * 60 + rng.random_range(0..60u32)
+        Arrivals {
+            start,
+            hours: [weighted(&EMERGENCY_HOURS), weighted(&INPATIENT_HOURS)],
+            clinic_slots,
         }
-    };
-    let time = NaiveTime::from_num_seconds_from_midnight_opt(minute_of_day.min(1439) * 60, 0)
-        .unwrap_or(NaiveTime::MIN);
-    date.date().and_time(time)
+    }
+
+    fn admit_time<R: Rng + ?Sized>(&self, rng: &mut R, kind: EncounterType) -> NaiveDateTime {
+        let last = self.start + Duration::minutes(1439);
+        match kind {
+            // Patients check in up to 10 minutes late.
+            EncounterType::Outpatient if !self.clinic_slots.is_empty() => {
+                let slot = self.clinic_slots[rng.random_range(0..self.clinic_slots.len())];
+                (slot + Duration::minutes(rng.random_range(0..=10i64))).min(last)
+            }
+            EncounterType::Outpatient => self.start + Duration::hours(12),
+            EncounterType::Emergency | EncounterType::Inpatient => {
+                let table = usize::from(kind == EncounterType::Inpatient);
+                let hour = self.hours[table]
+                    .as_ref()
+                    .map_or(12, |index| rng.sample(index)) as i64;
+                self.start + Duration::minutes(hour * 60 + rng.random_range(0..60i64))
+            }
+        }
+    }
 }
 
 /// Right-skewed length of stay in whole minutes.
@@ -393,8 +529,8 @@ fn duration_minutes<R: Rng + ?Sized>(rng: &mut R, model: &DurationModel) -> u32 
 /// so its first day is not an empty ward: for each of the days before
 /// `date` that a stay could still last from, stays are admitted at the
 /// configured daily rate of inpatient admissions (direct, and from the
-/// emergency department), and kept if they run into `date`. Each gets a new
-/// patient, registered on its admission day, numbered from `first_patient`.
+/// emergency department), and kept if they run into `date`. Each is a
+/// patient of `population` the scenario admits, no patient in two stays.
 /// The stays are numbered from `first_number` in admit-time order; their
 /// rows before `date` are never written.
 pub fn warm_start(
@@ -402,42 +538,56 @@ pub fn warm_start(
     seed: u64,
     mode: Mode,
     date: BatchDate,
-    first_patient: u64,
+    population: &[Patient],
     first_number: u64,
-) -> (Vec<Patient>, Vec<Encounter>) {
+) -> Vec<Encounter> {
     let scenarios = &config.scenarios;
     let total: f64 = scenarios.iter().map(|s| s.weight).sum();
-    // Each inpatient scenario's share of a day's encounters: its own weight,
-    // plus the emergency visits that continue as it.
-    let shares: Vec<f64> = scenarios
-        .iter()
-        .map(|s| {
-            if s.encounter_type != EncounterType::Inpatient {
-                return 0.0;
+    // Each inpatient scenario's share of a weekday's encounters (at weekends,
+    // each scenario's weight scaled by its own factor): its own weight, plus
+    // the emergency visits that continue as it.
+    let shares = |weekend: bool| -> Vec<f64> {
+        let weight = |s: &Scenario| {
+            if weekend {
+                s.weight * s.weekend_factor
+            } else {
+                s.weight
             }
-            let continued: f64 = scenarios
-                .iter()
-                .map(|e| {
-                    let admitted = e
-                        .dispositions
-                        .get(&Disposition::Admitted)
-                        .copied()
-                        .unwrap_or(0.0);
-                    let weights: f64 = e.dispositions.values().sum();
-                    let into: f64 = e.admits_to.values().sum();
-                    let this = e.admits_to.get(&s.name).copied().unwrap_or(0.0);
-                    if weights > 0.0 && into > 0.0 {
-                        e.weight * admitted / weights * this / into
-                    } else {
-                        0.0
-                    }
-                })
-                .sum();
-            (s.weight + continued) / total
-        })
-        .collect();
-    let Ok(pick) = WeightedIndex::new(shares.iter().copied()) else {
-        return (Vec::new(), Vec::new());
+        };
+        scenarios
+            .iter()
+            .map(|s| {
+                if s.encounter_type != EncounterType::Inpatient {
+                    return 0.0;
+                }
+                let continued: f64 = scenarios
+                    .iter()
+                    .map(|e| {
+                        let admitted = e
+                            .dispositions
+                            .get(&Disposition::Admitted)
+                            .copied()
+                            .unwrap_or(0.0);
+                        let weights: f64 = e.dispositions.values().sum();
+                        let into: f64 = e.admits_to.values().sum();
+                        let this = e.admits_to.get(&s.name).copied().unwrap_or(0.0);
+                        if weights > 0.0 && into > 0.0 {
+                            weight(e) * admitted / weights * this / into
+                        } else {
+                            0.0
+                        }
+                    })
+                    .sum();
+                (weight(s) + continued) / total
+            })
+            .collect()
+    };
+    let shares = [shares(false), shares(true)];
+    let (Ok(on_weekdays), Ok(at_weekends)) = (
+        WeightedIndex::new(shares[0].iter().copied()),
+        WeightedIndex::new(shares[1].iter().copied()),
+    ) else {
+        return Vec::new();
     };
     let longest_days = scenarios
         .iter()
@@ -447,7 +597,10 @@ pub fn warm_start(
         .unwrap_or(0);
     let start = date.date().and_time(NaiveTime::MIN);
     let volume = config.volume(mode);
-    let mut patients: Vec<Patient> = Vec::new();
+    if population.is_empty() {
+        return Vec::new();
+    }
+    let mut in_stay = HashSet::new();
     let mut stays = Vec::new();
     for back in (1..=u64::from(longest_days)).rev() {
         // Before the supported range there is nothing to carry over.
@@ -455,12 +608,12 @@ pub fn warm_start(
             continue;
         };
         let mut rng = super::DaySeed::new(seed, mode, day).rng(super::Stream::WarmStart);
-        let factor = if day.is_weekend() {
-            volume.weekend_factor
+        let (shares, pick) = if day.is_weekend() {
+            (&shares[1], &at_weekends)
         } else {
-            1.0
+            (&shares[0], &on_weekdays)
         };
-        let rate = f64::from(volume.encounters) * factor * shares.iter().sum::<f64>();
+        let rate = f64::from(volume.encounters) * shares.iter().sum::<f64>();
         let count = (rate * (1.0 + volume.jitter * super::normal(&mut rng)))
             .round()
             .max(0.0) as u32;
@@ -468,16 +621,20 @@ pub fn warm_start(
             patients: &[],
             returning: &[],
             new: 0..0,
+            returns: &[],
         };
         let mut planner = Planner {
             rng: &mut rng,
             config,
             date: day,
             pools: &pools,
+            by_propensity: None,
+            gapped_today: HashSet::new(),
             seen_returning: HashSet::new(),
             next_new: 0,
-            scenarios: HashMap::new(),
-            hours: [None, WeightedIndex::new(INPATIENT_HOURS).ok()],
+            mix: None,
+            placed_new: HashSet::new(),
+            arrivals: Arrivals::new(config, day),
             dispositions: scenarios
                 .iter()
                 .map(|s| WeightedIndex::new(s.dispositions.values().copied()).ok())
@@ -485,31 +642,30 @@ pub fn warm_start(
             busy: HashMap::new(),
         };
         for ordinal in 0..count {
-            let scenario = planner.rng.sample(&pick);
+            let scenario = planner.rng.sample(pick);
             let s = &scenarios[scenario];
-            let admit = admit_time(
-                planner.rng,
-                day,
-                EncounterType::Inpatient,
-                planner.hours[1].as_ref(),
-            );
+            let admit = planner
+                .arrivals
+                .admit_time(planner.rng, EncounterType::Inpatient);
             let mut stay = planner.outcome(ordinal, 0, false, scenario, admit);
             stay.complaint = planner.rng.random_range(0..s.chief_complaints.len() as u64) as usize;
             if stay.discharge <= start {
                 continue;
             }
-            // A patient this scenario admits (a few tries; the config
-            // guarantees every adult age fits some scenario, not this one;
-            // without one the stay is left out).
-            let number = first_patient + patients.len() as u64;
+            // A patient of the population this scenario admits, registered
+            // by then and in no other stay (a few tries; without one the stay
+            // is left out).
             let patient = (0..16)
-                .flat_map(|_| {
-                    super::patients::register(planner.rng, &config.population, day, number, 1)
-                })
-                .find(|p| s.eligible.admits(p.age_on(day.date()), p.sex));
+                .map(|_| planner.rng.random_range(0..population.len()))
+                .find(|&i| {
+                    let p = &population[i];
+                    p.registered_date <= day.date()
+                        && s.eligible.admits(p.age_on(day.date()), p.sex, p.conditions)
+                        && !in_stay.contains(&i)
+                });
             let Some(patient) = patient else { continue };
-            stay.patient = (number - 1) as usize;
-            patients.push(patient);
+            in_stay.insert(patient);
+            stay.patient = patient;
             stays.push(stay);
         }
     }
@@ -517,5 +673,5 @@ pub fn warm_start(
     for (i, stay) in stays.iter_mut().enumerate() {
         stay.number = first_number + i as u64;
     }
-    (patients, stays)
+    stays
 }

@@ -163,9 +163,10 @@ fn collection_times(
     let mut last = first;
     loop {
         let next = if every == 24 {
-            // Next morning between 04:30 and 06:00.
-            let day_start = (last.div_euclid(86_400) + 1) * 86_400;
-            day_start + rng.random_range(270..=360i64) * 60
+            // The next local morning, between 04:30 and 06:00.
+            course
+                .clock
+                .days_later_at(last, 1, rng.random_range(270..=360u32))
         } else {
             last + i64::from(every) * 3600 + rng.random_range(-10..=10i64) * 60
         };

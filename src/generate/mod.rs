@@ -35,6 +35,10 @@ pub enum Stream {
     PostalChanges,
     /// The stays already under way when a mode starts (one per earlier day).
     WarmStart,
+    /// The patients a facility has when a mode starts.
+    Population,
+    /// Which emergency patients come back, and when.
+    Returns,
     /// One stream per encounter and purpose, by its position in the day's plan.
     Vitals(u32),
     Labs(u32),
@@ -59,6 +63,8 @@ impl DaySeed {
             Stream::Encounters => 3,
             Stream::PostalChanges => 4,
             Stream::WarmStart => 5,
+            Stream::Population => 6,
+            Stream::Returns => 7,
             Stream::Vitals(ordinal) => (1 << 32) | u64::from(ordinal),
             Stream::Labs(ordinal) => (2 << 32) | u64::from(ordinal),
             Stream::Notes(ordinal) => (3 << 32) | u64::from(ordinal),

@@ -102,10 +102,14 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>, until: i64) -> Vec<NoteRo
             ) {
                 return notes;
             }
-            let mut day = 1;
+            let mut day: i64 = 1;
             loop {
-                let at =
-                    (admit.div_euclid(86_400) + day) * 86_400 + rng.random_range(600..=720i64) * 60;
+                // Rounds: late morning, local time.
+                let at = chart.course.clock.days_later_at(
+                    admit,
+                    day.unsigned_abs(),
+                    rng.random_range(600..=720u32),
+                );
                 if at >= discharge {
                     break;
                 }

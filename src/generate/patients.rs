@@ -7,7 +7,7 @@ use rand::{Rng, RngExt};
 
 use super::names;
 use crate::config::Population;
-use crate::model::{self, BatchDate, Sex};
+use crate::model::{self, BatchDate, Condition, Conditions, Sex};
 pub use crate::rows::Patient;
 
 /// Nobody is seen past this age: a patient registered decades before a
@@ -31,6 +31,37 @@ pub fn register<R: Rng + ?Sized>(
     first_number: u64,
     count: u32,
 ) -> Vec<Patient> {
+    people(rng, population, date, first_number, count, |_| date.date())
+}
+
+/// The patients a facility already has when its feed starts on `date`:
+/// `count` of them, numbered from 1, registered on days up to ten years
+/// before, with the population's ages on `date`.
+pub fn population<R: Rng + ?Sized>(
+    rng: &mut R,
+    population: &Population,
+    date: BatchDate,
+    count: u32,
+) -> Vec<Patient> {
+    let first = date.date();
+    people(rng, population, date, 1, count, |rng| {
+        first
+            .checked_sub_days(Days::new(rng.random_range(1..=3650u64)))
+            .unwrap_or(first)
+    })
+}
+
+/// `count` people of the population's mix, aged as of `date`, numbered from
+/// `first_number`, registered on the day `registered` draws (never after
+/// `date`, nor before birth).
+fn people<R: Rng + ?Sized>(
+    rng: &mut R,
+    population: &Population,
+    date: BatchDate,
+    first_number: u64,
+    count: u32,
+    registered: impl Fn(&mut R) -> NaiveDate,
+) -> Vec<Patient> {
     let sexes: Vec<(Sex, f64)> = population
         .sex_weights
         .iter()
@@ -51,19 +82,71 @@ pub fn register<R: Rng + ?Sized>(
                 Sex::Male => names::MALE_FIRST,
                 Sex::Other | Sex::Unknown => names::NEUTRAL_FIRST,
             };
+            let first_name = pick(rng, first_pool).to_string();
+            let last_name = pick(rng, names::LAST).to_string();
+            let postal_code = postal_code(rng);
+            let registered_date = registered(rng).max(birth_date);
             Patient {
                 number,
                 mrn: model::mrn(number),
-                first_name: pick(rng, first_pool).to_string(),
-                last_name: pick(rng, names::LAST).to_string(),
+                first_name,
+                last_name,
                 sex,
                 birth_date,
-                postal_code: postal_code(rng),
-                registered_date: date.date(),
+                postal_code,
+                registered_date,
                 deceased_date: None,
+                propensity: propensity(rng),
+                conditions: conditions(rng, age, sex),
+                last_visits: Vec::new(),
+                ed_return_at: None,
             }
         })
         .collect()
+}
+
+/// How often someone seeks care relative to the average, in hundredths:
+/// lognormal with mean 1, so a few patients account for many visits, as in
+/// any clinic panel.
+fn propensity<R: Rng + ?Sized>(rng: &mut R) -> u16 {
+    const SIGMA: f64 = 0.9;
+    let x = (SIGMA * super::normal(rng) - SIGMA * SIGMA / 2.0).exp();
+    (x * 100.0).round().clamp(5.0, 2_000.0) as u16
+}
+
+/// Chronic conditions by age and sex: approximate US adult prevalence
+/// (NHANES and CDC figures for hypertension, diabetes, CKD stage 3+, COPD,
+/// heart failure and anaemia), rising with age.
+fn conditions<R: Rng + ?Sized>(rng: &mut R, age: u32, sex: Sex) -> Conditions {
+    let by_age = |bands: [f64; 4]| match age {
+        0..45 => bands[0],
+        45..65 => bands[1],
+        65..80 => bands[2],
+        _ => bands[3],
+    };
+    let female = sex == Sex::Female;
+    let prevalence = [
+        (Condition::Hypertension, by_age([0.12, 0.40, 0.62, 0.72])),
+        (Condition::Diabetes, by_age([0.04, 0.15, 0.25, 0.24])),
+        (Condition::Ckd, by_age([0.02, 0.07, 0.20, 0.35])),
+        (Condition::Copd, by_age([0.02, 0.07, 0.12, 0.13])),
+        (Condition::HeartFailure, by_age([0.005, 0.02, 0.06, 0.12])),
+        (
+            Condition::Anaemia,
+            by_age(if female {
+                [0.12, 0.08, 0.12, 0.20]
+            } else {
+                [0.02, 0.04, 0.10, 0.20]
+            }),
+        ),
+    ];
+    let mut set = Conditions::default();
+    for (condition, p) in prevalence {
+        if rng.random_bool(p) {
+            set.insert(condition);
+        }
+    }
+    set
 }
 
 /// A birth date that makes the patient exactly `age` on `on`.
@@ -143,6 +226,10 @@ mod tests {
             postal_code: "02139".into(),
             registered_date: day("1950-06-01"),
             deceased_date: None,
+            propensity: 100,
+            conditions: Conditions::default(),
+            last_visits: Vec::new(),
+            ed_return_at: None,
         };
         assert!(
             !can_return_on(&patient, day("1950-06-01")),

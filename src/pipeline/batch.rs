@@ -16,7 +16,7 @@ use crate::generate::encounters::{self, Encounter, Pools};
 use crate::generate::patients::{self, Patient};
 use crate::generate::{DaySeed, Stream, normal};
 use crate::manifest::{FileEntry, Generator, IdRanges, MANIFEST_FILE, Manifest};
-use crate::model::{self, BatchDate, Disposition, Mode};
+use crate::model::{self, BatchDate, Disposition, EncounterType, Mode};
 use crate::output::{Syncs, Unsynced, Written, write_atomic, write_rows};
 use crate::rows::{EncounterRow, PatientRow};
 use crate::state::{Carried, State};
@@ -33,25 +33,28 @@ pub struct DayVolumes {
     pub encounters: u32,
 }
 
-/// Configured volumes, scaled on weekends and varied day to day; a per-run
-/// override is taken exactly.
+/// Configured volumes, varied day to day: registrations scaled by the
+/// volume's weekend factor, encounters by `encounter_factor` (the
+/// scenarios' own factors for the day, see [`Config::encounter_factor`]); a
+/// per-run override is taken exactly.
 pub fn day_volumes<R: Rng + ?Sized>(
     rng: &mut R,
     volume: &Volume,
+    encounter_factor: f64,
     date: BatchDate,
     overrides: &Overrides,
 ) -> DayVolumes {
-    let factor = if date.is_weekend() {
+    let registration_factor = if date.is_weekend() {
         volume.weekend_factor
     } else {
         1.0
     };
-    let mut vary = |base: u32| {
+    let mut vary = |base: u32, factor: f64| {
         let x = f64::from(base) * factor * (1.0 + volume.jitter * normal(rng));
         x.round().max(0.0) as u32
     };
-    let new_patients = vary(volume.new_patients);
-    let encounters = vary(volume.encounters);
+    let new_patients = vary(volume.new_patients, registration_factor);
+    let encounters = vary(volume.encounters, encounter_factor);
     DayVolumes {
         new_patients: overrides.new_patients.unwrap_or(new_patients),
         encounters: overrides.encounters.unwrap_or(encounters),
@@ -110,16 +113,22 @@ pub fn build(
     let first_batch = state.ledger.is_empty();
     let mut carried = resolve_census(config, &state.census)?;
     if first_batch && state.patients.is_empty() && carried.is_empty() {
-        // The hospital is already running on a mode's first day.
-        let (patients, stays) = encounters::warm_start(
+        // The hospital is already running on a mode's first day: it has its
+        // patients, and some of them are in its beds.
+        state.patients = patients::population(
+            &mut seed.rng(Stream::Population),
+            &config.population,
+            date,
+            config.volume(mode).population,
+        );
+        let stays = encounters::warm_start(
             config,
             config.seed,
             mode,
             date,
-            1,
+            &state.patients,
             state.encounter_counter + 1,
         );
-        state.patients.extend(patients);
         if let Some(last) = stays.iter().map(|e| e.number).max() {
             state.encounter_counter = last;
         }
@@ -128,6 +137,7 @@ pub fn build(
     let volumes = day_volumes(
         &mut seed.rng(Stream::Volumes),
         config.volume(mode),
+        config.encounter_factor(date),
         date,
         overrides,
     );
@@ -153,10 +163,12 @@ pub fn build(
         .filter(|(i, p)| patients::can_return_on(p, date.date()) && !occupied.contains(i))
         .map(|(i, _)| i)
         .collect();
+    let returns = returns_due(&mut state.patients, day, &occupied);
     let pools = Pools {
         patients: &state.patients,
         returning: &returning,
         new: first_new..state.patients.len(),
+        returns: &returns,
     };
     let plan = encounters::plan(
         &mut seed.rng(Stream::Encounters),
@@ -169,6 +181,13 @@ pub fn build(
     move_patients(
         &mut seed.rng(Stream::PostalChanges),
         config,
+        &plan,
+        &mut state.patients,
+    );
+    remember_visits(
+        &mut seed.rng(Stream::Returns),
+        config,
+        date,
         &plan,
         &mut state.patients,
     );
@@ -329,6 +348,58 @@ fn move_patients<R: Rng + ?Sized>(
     }
 }
 
+/// The emergency returns due on `day` (patients neither dead nor in a stay
+/// then), in patient order; every return due by the day's end is taken off
+/// the master, kept or not.
+fn returns_due(master: &mut [Patient], day: Day, occupied: &HashSet<usize>) -> Vec<(usize, i64)> {
+    let mut due = Vec::new();
+    for (i, p) in master.iter_mut().enumerate() {
+        let Some(at) = p.ed_return_at else { continue };
+        if at >= day.end {
+            continue;
+        }
+        p.ed_return_at = None;
+        if at >= day.start && p.deceased_date.is_none() && !occupied.contains(&i) {
+            due.push((i, at));
+        }
+    }
+    due
+}
+
+/// What the day's plan leaves on its patients: the day of each visit to a
+/// scenario with a minimum gap, and a return to the emergency department
+/// for some patients it sent home, more likely the more they seek care
+/// (NHAMCS: about 3.6% of ED visits return within 72 hours).
+fn remember_visits<R: Rng + ?Sized>(
+    rng: &mut R,
+    config: &Config,
+    date: BatchDate,
+    plan: &[Encounter],
+    master: &mut [Patient],
+) {
+    let rate = config.population.ed_return_rate;
+    for e in plan {
+        let s = &config.scenarios[e.scenario];
+        let p = &mut master[e.patient];
+        if s.min_gap_days > 0 {
+            p.last_visits.retain(|(name, _)| *name != s.name);
+            p.last_visits.push((s.name.clone(), date.date()));
+        }
+        let sent_home = matches!(
+            e.disposition,
+            Disposition::Home | Disposition::LeftAgainstMedicalAdvice
+        );
+        if s.encounter_type == EncounterType::Emergency && sent_home {
+            let chance = (rate * (f64::from(p.propensity) / 100.0).sqrt()).min(1.0);
+            if rng.random_bool(chance) {
+                // Between 4 and 72 hours after leaving.
+                let after = rng.random_range(4 * 60..=72 * 60i64) * 60;
+                p.ed_return_at = Some(e.discharge_secs() + after);
+            }
+        }
+    }
+}
+
 /// The row `e` gets in the day's upsert feed, if any: on the day it is
 /// admitted (open, or finished if it also ends that day), and on the day it
 /// ends. On a mode's first day, the stays already under way appear too.
@@ -367,6 +438,7 @@ mod tests {
     #[test]
     fn overrides_are_exact_and_weekends_are_quieter() {
         let volume = Volume {
+            population: 0,
             new_patients: 1000,
             encounters: 4000,
             weekend_factor: 0.5,
@@ -376,17 +448,23 @@ mod tests {
         let saturday = day_volumes(
             &mut seed.rng(Stream::Volumes),
             &volume,
+            0.5,
             "2026-02-07".parse().unwrap(),
             &Overrides::default(),
         );
         let monday = day_volumes(
             &mut seed.rng(Stream::Volumes),
             &volume,
+            1.0,
             "2026-02-09".parse().unwrap(),
             &Overrides::default(),
         );
         assert!(
             saturday.encounters < 2_600 && monday.encounters > 3_400,
+            "{saturday:?} {monday:?}"
+        );
+        assert!(
+            saturday.new_patients < 650 && monday.new_patients > 850,
             "{saturday:?} {monday:?}"
         );
         let exact = Overrides {
@@ -397,6 +475,7 @@ mod tests {
         let v = day_volumes(
             &mut seed.rng(Stream::Volumes),
             &volume,
+            0.5,
             "2026-02-07".parse().unwrap(),
             &exact,
         );

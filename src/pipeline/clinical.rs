@@ -101,7 +101,7 @@ impl<'a> Inputs<'a> {
         labs::results(
             self.seed(e).rng(Stream::Labs(e.ordinal)),
             scenario,
-            &Course::new(e, scenario),
+            &Course::new(e, scenario, self.config.facility),
             patient.sex,
             (e.number, patient.number),
             self.day.end,
@@ -430,7 +430,7 @@ fn rows_until(
     let config = inputs.config;
     let patient = &inputs.patients[e.patient];
     let scenario = &config.scenarios[e.scenario];
-    let course = Course::new(e, scenario);
+    let course = Course::new(e, scenario, config.facility);
     let ids = (e.number, patient.number);
     let seed = inputs.seed(e);
     vitals.clear();
@@ -486,7 +486,13 @@ mod tests {
         let config = Config::load(&ConfigSources::default()).expect("embedded config");
         let date: BatchDate = "2026-03-10".parse().expect("date");
         // The stays under way when a mode starts: long ones, from earlier days.
-        let (patients, stays) = encounters::warm_start(&config, config.seed, Mode::Raw, date, 1, 1);
+        let patients = crate::generate::patients::population(
+            &mut DaySeed::new(config.seed, Mode::Raw, date).rng(Stream::Population),
+            &config.population,
+            date,
+            config.volumes.raw.population,
+        );
+        let stays = encounters::warm_start(&config, config.seed, Mode::Raw, date, &patients, 1);
         assert!(stays.len() > 50, "{} stays", stays.len());
         let inputs = Inputs::new(&config, Mode::Raw, Day::of(date), &patients, &stays);
         let (mut whole_vitals, mut cut_vitals) = (Vec::new(), Vec::new());

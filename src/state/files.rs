@@ -10,15 +10,23 @@ use crate::dataset::Dataset;
 use crate::dataset::FileFormat;
 use crate::error::{Error, Result};
 use crate::generate::encounters::Encounter;
-use crate::model::{self, BatchDate, Sex};
+use crate::model::{self, BatchDate, Conditions, Sex};
 use crate::output::write_atomic;
 use crate::output::{CHUNK_BYTES, Encoder, TextFile};
-use crate::rows::{MasterRow, Patient};
+use crate::rows::{MASTER_ONLY, MasterRow, Patient};
 
-/// The master's columns: the daily snapshot's, without `snapshot_date`.
+/// The master's columns: the daily snapshot's, without `snapshot_date`,
+/// then what only the master keeps.
 fn master_header() -> &'static [&'static str] {
-    let header = crate::schema::header(Dataset::Patients);
-    &header[..header.len() - 1]
+    static HEADER: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    HEADER.get_or_init(|| {
+        let snapshot = crate::schema::header(Dataset::Patients);
+        snapshot[..snapshot.len() - 1]
+            .iter()
+            .copied()
+            .chain(MASTER_ONLY)
+            .collect()
+    })
 }
 
 pub const LEDGER_HEADER: [&str; 7] = [
@@ -138,6 +146,7 @@ pub fn read_master(path: &Path) -> Result<Vec<Patient>> {
     for item in records(path, master_header())? {
         let (line, r) = item?;
         let patient = parse_patient(path, line, &r)?;
+        let patient = parse_master_only(path, line, &r, patient)?;
         let expected = patients.len() as u64 + 1;
         if patient.number != expected {
             return Err(corrupt(
@@ -196,6 +205,70 @@ fn parse_patient(path: &Path, line: u64, r: &csv::StringRecord) -> Result<Patien
             "" => None,
             text => Some(date_field(path, line, "deceased_date", text)?),
         },
+        propensity: 100,
+        conditions: Conditions::default(),
+        last_visits: Vec::new(),
+        ed_return_at: None,
+    })
+}
+
+/// The master's own columns, after the snapshot's.
+fn parse_master_only(
+    path: &Path,
+    line: u64,
+    r: &csv::StringRecord,
+    patient: Patient,
+) -> Result<Patient> {
+    let at = master_header().len() - MASTER_ONLY.len();
+    let propensity = number_field(path, line, "propensity", &r[at])?;
+    let propensity = u16::try_from(propensity).map_err(|_| {
+        corrupt(
+            path,
+            Some(line),
+            format!("propensity {propensity} is too large"),
+        )
+    })?;
+    let conditions = Conditions::parse_list(&r[at + 1]).ok_or_else(|| {
+        corrupt(
+            path,
+            Some(line),
+            format!("conditions {:?} names an unknown condition", &r[at + 1]),
+        )
+    })?;
+    let mut last_visits = Vec::new();
+    for visit in r[at + 2].split(';').filter(|v| !v.is_empty()) {
+        let (scenario, date) = visit.split_once(':').ok_or_else(|| {
+            corrupt(
+                path,
+                Some(line),
+                format!("last_visits entry {visit:?} is not SCENARIO:YYYY-MM-DD"),
+            )
+        })?;
+        last_visits.push((
+            scenario.to_string(),
+            date_field(path, line, "last_visits", date)?,
+        ));
+    }
+    let ed_return_at = match &r[at + 3] {
+        "" => None,
+        text => Some(
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|_| {
+                    corrupt(
+                        path,
+                        Some(line),
+                        format!("ed_return_at {text:?} is not an RFC 3339 timestamp"),
+                    )
+                })?
+                .timestamp(),
+        ),
+    };
+    Ok(Patient {
+        propensity,
+        conditions,
+        last_visits,
+        ed_return_at,
+        ..patient
     })
 }
 

@@ -61,7 +61,8 @@ async fn bad_dates_modes_and_parameters_are_400s_that_write_nothing() {
 /// all in the house, so nobody is free to be seen.
 #[tokio::test]
 async fn encounters_on_a_date_nobody_can_be_seen_are_a_409_that_writes_nothing() {
-    let app = spawn_app().await;
+    // A facility that starts with no patients of its own.
+    let app = spawn_app_with(&[("DATAGEN__VOLUMES__RAW__POPULATION", "0")]).await;
     assert_eq!(
         app.post("/batches/1950-06-01?mode=sample").await.status(),
         201

@@ -425,20 +425,23 @@ fn exit_codes_and_messages_are_as_documented() {
         assert_untouched(&sb, &before);
     }
 
-    // The first date of a mode with nobody registered and nobody new: the
-    // warm start's inpatients are all in the house, so nobody can be seen.
+    // The first date of a mode whose facility starts with no patients, and
+    // nobody new: nobody can be seen.
     let fresh = Sandbox::new();
-    let out = fresh.run(&[
-        "generate",
-        "--mode",
-        "raw",
-        "--date",
-        "2026-02-07",
-        "--new-patients",
-        "0",
-        "--encounters",
-        "5",
-    ]);
+    let out = fresh.run_with(
+        &[("DATAGEN__VOLUMES__RAW__POPULATION", "0")],
+        &[
+            "generate",
+            "--mode",
+            "raw",
+            "--date",
+            "2026-02-07",
+            "--new-patients",
+            "0",
+            "--encounters",
+            "5",
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("there are no patients to see"), "{stderr}");

@@ -318,15 +318,24 @@ fn some_returning_patients_move_and_the_snapshot_shows_the_new_postal_code() {
             "1500",
         ];
         sb.generate("raw", date, &extra);
-        for p in read_csv(&sb.batch("raw", date).join("patients.csv")).rows {
-            if let Some(old) = codes.insert(p["patient_id"].clone(), p["postal_code"].clone())
-                && old != p["postal_code"]
+        let snapshot: HashMap<String, String> =
+            read_csv(&sb.batch("raw", date).join("patients.csv"))
+                .rows
+                .into_iter()
+                .map(|p| (p["patient_id"].clone(), p["postal_code"].clone()))
+                .collect();
+        // Who moved today, by the master: the snapshot shows where they live now.
+        for p in read_csv(&sb.state("raw").join("patients_master.csv")).rows {
+            let (id, code) = (&p["patient_id"], &p["postal_code"]);
+            if let Some(old) = codes.insert(id.clone(), code.clone())
+                && old != *code
             {
                 moved += 1;
+                assert_eq!(snapshot.get(id), Some(code), "{id} moved on {date}");
             }
         }
     }
-    // 2% of ~900 returning patients a day over three days.
+    // 2% of ~900 returning patients a day over the three days after the first.
     assert!((20..=110).contains(&moved), "{moved} moves");
 }
 

@@ -41,12 +41,25 @@ impl Sandbox {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command().args(args).output().unwrap()
+        self.run_with(&[], args)
+    }
+
+    /// Runs with config keys set as `DATAGEN__...` variables.
+    pub fn run_with(&self, settings: &[(&str, &str)], args: &[&str]) -> Output {
+        let mut cmd = self.command();
+        cmd.envs(settings.iter().copied());
+        cmd.args(args).output().unwrap()
     }
 
     /// Runs and insists on success.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.ok_with(&[], args)
+    }
+
+    /// Runs with config keys set (see [`Sandbox::run_with`]) and insists on
+    /// success.
+    pub fn ok_with(&self, settings: &[(&str, &str)], args: &[&str]) -> String {
+        let out = self.run_with(settings, args);
         assert!(
             out.status.success(),
             "datagen {args:?} failed: {}\n{}",
@@ -147,6 +160,15 @@ pub fn read_csv(path: &Path) -> Table {
         })
         .collect();
     Table { header, rows }
+}
+
+/// Every line of a JSON Lines file.
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 pub fn timestamp(s: &str) -> i64 {

@@ -12,6 +12,7 @@ mod batches;
 mod feed;
 mod golden;
 mod helpers;
+mod hospital;
 mod realism;
 mod recovery;
 mod state;

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::helpers::{Sandbox, read_csv, timestamp};
+use crate::helpers::{Sandbox, read_csv, read_jsonl, timestamp};
 
 /// One day's admissions followed to their end across the feed.
 struct Batch {
@@ -70,12 +70,7 @@ fn generate_raw_batch() -> Batch {
         }
         vitals.extend(read_csv(&dir.join("vitals.csv")).rows);
         labs.extend(read_csv(&dir.join("labs.csv")).rows);
-        notes.extend(
-            std::fs::read_to_string(dir.join("notes.jsonl"))
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
-        );
+        notes.extend(read_jsonl(&dir.join("notes.jsonl")));
         day = day.succ_opt().unwrap();
     }
     let mut encounters: Vec<_> = last

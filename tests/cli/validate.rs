@@ -240,22 +240,26 @@ fn batch_with_labs() -> (Sandbox, std::path::PathBuf) {
 
 const FEED: [&str; 4] = ["2026-02-08", "2026-02-09", "2026-02-10", "2026-02-11"];
 
-/// Four raw days as one feed.
+/// Four raw days of a small facility (a few hundred patients of its own),
+/// so that patients come back within the feed.
 fn feed() -> Sandbox {
     let sb = Sandbox::new();
-    sb.ok(&[
-        "generate",
-        "--mode",
-        "raw",
-        "--from",
-        FEED[0],
-        "--to",
-        FEED[3],
-        "--encounters",
-        "300",
-        "--new-patients",
-        "100",
-    ]);
+    sb.ok_with(
+        &[("DATAGEN__VOLUMES__RAW__POPULATION", "300")],
+        &[
+            "generate",
+            "--mode",
+            "raw",
+            "--from",
+            FEED[0],
+            "--to",
+            FEED[3],
+            "--encounters",
+            "300",
+            "--new-patients",
+            "100",
+        ],
+    );
     sb
 }
 
@@ -332,6 +336,23 @@ fn a_feed_that_breaks_the_upsert_rules_is_caught() {
                 f[i] = f[i].replacen(FEED[0], FEED[1], 1);
             }
             append_line(sb, FEED[1], "encounters.csv", &f.join(","));
+            // Its patient, in that day's snapshot too.
+            let patient = &done["patient_id"];
+            let next =
+                std::fs::read_to_string(sb.batch("raw", FEED[1]).join("patients.csv")).unwrap();
+            if !next.contains(&format!("\n{patient},")) {
+                let row = std::fs::read_to_string(sb.batch("raw", FEED[0]).join("patients.csv"))
+                    .unwrap()
+                    .lines()
+                    .find(|l| l.starts_with(&format!("{patient},")))
+                    .unwrap()
+                    .to_string();
+                let row = match row.rsplit_once(',') {
+                    Some((head, _)) => format!("{head},{}", FEED[1]),
+                    None => row,
+                };
+                append_line(sb, FEED[1], "patients.csv", &row);
+            }
             format!("encounter {} was already finished", done["encounter_id"])
         }),
         ("an open encounter sent open again", |sb| {
@@ -464,10 +485,10 @@ fn a_feed_that_breaks_the_upsert_rules_is_caught() {
                     .filter(|e| e["admit_time"].starts_with(date))
                     .collect();
                 for (i, a) in admitted.iter().enumerate() {
-                    if let Some(b) = admitted[i + 1..]
-                        .iter()
-                        .find(|b| b["patient_id"] == a["patient_id"])
-                    {
+                    if let Some(b) = admitted[i + 1..].iter().find(|b| {
+                        b["patient_id"] == a["patient_id"]
+                            && b["source_encounter_id"] != a["encounter_id"]
+                    }) {
                         let (start, id) = (a["admit_time"].clone(), b["encounter_id"].clone());
                         let open = b["status"] == "in_progress";
                         edit_line(sb, date, "encounters.csv", &id, move |l| {
