@@ -138,7 +138,7 @@ pub const CATALOG: &[LabTest] = &[
         reference: same(4.0, 11.0),
         plausible: (0.5, 40.0),
         critical: (Some(1.0), Some(30.0)),
-        baseline: (7.0, 1.5, 0.4),
+        baseline: (7.0, 1.9, 0.4),
         decimals: 1,
     },
     LabTest {
@@ -149,7 +149,7 @@ pub const CATALOG: &[LabTest] = &[
         reference: [(12.0, 15.5), (13.5, 17.5)],
         plausible: (5.0, 20.0),
         critical: (Some(7.0), Some(20.0)),
-        baseline: (0.0, 0.9, 0.2),
+        baseline: (0.0, 1.2, 0.2),
         decimals: 1,
     },
     LabTest {
@@ -160,7 +160,7 @@ pub const CATALOG: &[LabTest] = &[
         reference: same(150.0, 400.0),
         plausible: (10.0, 1000.0),
         critical: (Some(20.0), Some(1000.0)),
-        baseline: (250.0, 45.0, 10.0),
+        baseline: (250.0, 55.0, 10.0),
         decimals: 0,
     },
     LabTest {

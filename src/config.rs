@@ -141,6 +141,8 @@ pub struct MissingRates {
     pub respiratory_rate: f64,
     pub temperature_c: f64,
     pub spo2: f64,
+    /// Temperature on the triage set (the first of an emergency visit).
+    pub triage_temperature_c: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,6 +188,9 @@ pub struct LabsProfile {
     /// Added for encounters that end admitted, transferred or dead.
     #[serde(default)]
     pub escalated_deviation: BTreeMap<String, f64>,
+    /// The share of those encounters that have it.
+    #[serde(default = "one")]
+    pub escalated_share: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +221,19 @@ pub struct Eligibility {
     /// the patients who have what it follows up.
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// Relative likelihood by age among the patients it admits (1 where no
+    /// band covers an age): sepsis is mostly a disease of the old.
+    #[serde(default)]
+    pub age_weights: Vec<AgeWeight>,
+}
+
+/// A band of ages and its weight.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeWeight {
+    pub min: u32,
+    pub max: u32,
+    pub weight: f64,
 }
 
 impl Eligibility {
@@ -223,6 +241,22 @@ impl Eligibility {
         (self.min_age..=self.max_age).contains(&age)
             && (self.sexes.is_empty() || self.sexes.contains(&sex))
             && self.conditions.iter().all(|c| conditions.has(*c))
+    }
+
+    /// The chance of taking a patient of `age` the scenario admits: their
+    /// age band's weight over the heaviest band's.
+    pub fn age_acceptance(&self, age: u32) -> f64 {
+        let heaviest = self
+            .age_weights
+            .iter()
+            .map(|b| b.weight)
+            .fold(1.0, f64::max);
+        let weight = self
+            .age_weights
+            .iter()
+            .find(|b| (b.min..=b.max).contains(&age))
+            .map_or(1.0, |b| b.weight);
+        (weight / heaviest).clamp(0.0, 1.0)
     }
 }
 
@@ -252,6 +286,13 @@ pub struct VitalsProfile {
     pub missing_scale: f64,
     #[serde(default = "default_half_life")]
     pub trend_half_life_hours: f64,
+    /// Charting temperature only this often (an ICU's q4h), not every set.
+    #[serde(default)]
+    pub temperature_interval_minutes: Option<u32>,
+    /// Share of patients whose temperature falls instead of rising (cold
+    /// sepsis), half again as many past 75.
+    #[serde(default)]
+    pub hypothermia_share: f64,
     pub heart_rate: Signal,
     pub systolic_bp: Signal,
     pub diastolic_bp: Signal,
@@ -529,6 +570,7 @@ impl Config {
             ("respiratory_rate", m.respiratory_rate),
             ("temperature_c", m.temperature_c),
             ("spo2", m.spo2),
+            ("triage_temperature_c", m.triage_temperature_c),
         ] {
             share(&format!("missing.{key}"), v)?;
         }
@@ -618,6 +660,14 @@ impl Config {
                 ));
             }
             non_negative(&format!("{key}.vitals.missing_scale"), v.missing_scale)?;
+            share(
+                &format!("{key}.vitals.hypothermia_share"),
+                v.hypothermia_share,
+            )?;
+            share(
+                &format!("{key}.labs.escalated_share"),
+                s.labs.escalated_share,
+            )?;
             positive(
                 &format!("{key}.vitals.trend_half_life_hours"),
                 v.trend_half_life_hours,

@@ -1,12 +1,15 @@
-//! An encounter's clinical course: how much of the admission deviation from
-//! baseline is present at a given moment. Vitals, labs and notes all read the
-//! same course, so a septic patient's heart rate, lactate and progress notes
-//! improve (or, for a patient who dies, worsen) together.
+//! An encounter's clinical course: who the patient is (age and chronic
+//! conditions set their baselines), how much of the admission deviation from
+//! baseline is present at a given moment, and, for a patient who dies, the
+//! shock that comes before death. Vitals, labs and notes all read the same
+//! course, so a septic patient's heart rate, lactate and progress notes
+//! improve (or worsen) together.
 
 use super::encounters::Encounter;
 use crate::config::Scenario;
 use crate::facility::Facility;
-use crate::model::Disposition;
+use crate::model::{Conditions, Disposition};
+use crate::rows::Patient;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Course {
@@ -22,10 +25,18 @@ pub struct Course {
     /// The facility's clock, which the ward's routines (early-morning
     /// bloods, late-morning rounds) follow.
     pub clock: Facility,
+    /// The patient's age on admission, and their chronic conditions.
+    pub age: u32,
+    pub conditions: Conditions,
 }
 
 impl Course {
-    pub fn new(encounter: &Encounter, scenario: &Scenario, clock: Facility) -> Course {
+    pub fn new(
+        encounter: &Encounter,
+        scenario: &Scenario,
+        clock: Facility,
+        patient: &Patient,
+    ) -> Course {
         Course {
             admit: encounter.admit.and_utc().timestamp(),
             discharge: encounter.discharge.and_utc().timestamp(),
@@ -37,6 +48,8 @@ impl Course {
             ),
             severity: encounter.severity,
             clock,
+            age: patient.age_on(encounter.admit.date()),
+            conditions: patient.conditions,
         }
     }
 
@@ -53,14 +66,27 @@ impl Course {
     }
 
     /// The share of the admission deviation present at `at`: 1 on arrival,
-    /// halving every half-life, or growing slowly for a patient who dies.
+    /// halving every half-life; for a patient who dies it does not fade (the
+    /// shock before death comes on top, see [`Course::shock`]).
     pub fn factor(&self, at: i64) -> f64 {
-        let hours = self.hours_since_admit(at);
         if self.worsening {
-            let stay = ((self.discharge - self.admit) as f64 / 3600.0).max(1.0);
-            1.0 + 0.6 * hours / stay
+            1.0
         } else {
-            0.5f64.powf(hours / self.half_life_hours)
+            0.5f64.powf(self.hours_since_admit(at) / self.half_life_hours)
         }
+    }
+
+    /// How far into the shock before death the patient is at `at`: 0 for
+    /// a patient who lives and for the first part of a fatal stay, rising
+    /// to 1 at death over its last 40% (at least the last 6 hours): pressure
+    /// falls, lactate and creatinine rise, the fever gives way.
+    pub fn shock(&self, at: i64) -> f64 {
+        if !self.worsening {
+            return 0.0;
+        }
+        let stay = (self.discharge - self.admit).max(1) as f64;
+        let onset = (stay * 0.4).max(6.0 * 3600.0).min(stay);
+        let into = (at - (self.discharge - onset as i64)) as f64 / onset;
+        into.clamp(0.0, 1.0)
     }
 }

@@ -314,10 +314,13 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             }
         };
         let today = self.date.date();
-        let fits = |planner: &Self, i: usize| {
+        // Admitted by the scenario, due for it, and taken by its age mix.
+        let fits = |planner: &mut Self, i: usize| {
             let p = &pools.patients[i];
-            s.eligible.admits(p.age_on(today), p.sex, p.conditions)
+            let age = p.age_on(today);
+            s.eligible.admits(age, p.sex, p.conditions)
                 && planner.gap_allows(i, scenario)
+                && planner.rng.random_bool(s.eligible.age_acceptance(age))
         };
         if returning {
             let mut fallback = None;
@@ -344,13 +347,15 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             while self.next_new < pools.new.end && self.placed_new.contains(&self.next_new) {
                 self.next_new += 1;
             }
-            let upcoming = (self.next_new..pools.new.end)
+            let upcoming: Vec<usize> = (self.next_new..pools.new.end)
                 .filter(|i| !self.placed_new.contains(i))
                 .take(8)
-                .find(|&i| fits(self, i));
-            if let Some(i) = upcoming {
-                self.placed_new.insert(i);
-                return Some((i, false));
+                .collect();
+            for i in upcoming {
+                if fits(self, i) {
+                    self.placed_new.insert(i);
+                    return Some((i, false));
+                }
             }
             let span = (pools.new.end - pools.new.start) as u64;
             for _ in 0..8 {

@@ -1,12 +1,17 @@
 //! Vitals: one autocorrelated time series per encounter, charted inside the
 //! encounter's admit..discharge window.
 //!
-//! Each signal is the patient's own baseline, plus the scenario's admission
-//! deviation scaled by severity and fading with the trend half-life (or
-//! growing when the patient dies), plus AR(1) noise. Heart rate also follows
-//! fever. Values are clamped to the plausible clinical range, diastolic stays
-//! below systolic with a realistic pulse pressure, and the charting interval
-//! follows the NEWS2 score where the scenario says so.
+//! Each signal is the patient's own baseline (blood pressure rises with age
+//! and hypertension; COPD lowers saturation; anaemia raises the pulse), plus
+//! the scenario's admission deviation scaled by severity and fading with the
+//! trend half-life, plus AR(1) noise. A share of septic patients, more of
+//! them old, are cold rather than febrile. A patient who dies goes into shock
+//! first: pressure falls, pulse and breathing rise, the fever gives way.
+//! Heart rate also follows fever. Ward and ICU patients who desaturate get
+//! oxygen. Values approach the plausible clinical range's limits smoothly
+//! (pulse pressure too), and the charting interval follows the NEWS2 score
+//! where the scenario says so. The triage set is nearly complete; an ICU
+//! charts temperature every few hours, not hourly.
 
 use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
@@ -14,6 +19,7 @@ use rand::rngs::ChaCha8Rng;
 use super::course::Course;
 use super::normal;
 use crate::config::{MissingRates, Scenario, Signal};
+use crate::model::EncounterType;
 use crate::rows::VitalRow;
 
 /// Plausible clinical ranges (reference: plausible abnormal range), well
@@ -22,13 +28,13 @@ use crate::rows::VitalRow;
 pub mod bounds {
     pub const HEART_RATE: (f64, f64, f64) = (35.0, 180.0, 15.0);
     pub const SYSTOLIC: (f64, f64, f64) = (60.0, 220.0, 15.0);
-    pub const DIASTOLIC: (f64, f64) = (30.0, 130.0);
+    pub const DIASTOLIC: (f64, f64, f64) = (30.0, 130.0, 8.0);
     pub const RESPIRATORY_RATE: (f64, f64, f64) = (6.0, 40.0, 4.0);
     pub const TEMPERATURE: (f64, f64, f64) = (34.0, 41.0, 0.8);
     /// SpO2 saturates hard at 100; its floor is soft.
     pub const SPO2: (f64, f64, f64) = (75.0, 100.0, 5.0);
     /// Systolic minus diastolic.
-    pub const PULSE_PRESSURE: (f64, f64) = (20.0, 90.0);
+    pub const PULSE_PRESSURE: (f64, f64, f64) = (20.0, 120.0, 12.0);
 }
 
 /// Keeps `x` inside `(lo, hi)` without piling values up at the limits: within
@@ -44,6 +50,13 @@ pub fn soft_limit(x: f64, (lo, hi, margin): (f64, f64, f64)) -> f64 {
         x
     }
 }
+
+/// What full shock adds to each signal (HR, SBP, DBP, RR, T, SpO2): the
+/// hours before an expected death.
+const SHOCK: [f64; 6] = [22.0, -48.0, -24.0, 9.0, -0.6, -9.0];
+
+/// The saturation oxygen therapy aims for on the ward.
+const OXYGEN_TARGET: f64 = 95.0;
 
 /// Heart-rate rise per degree Celsius of fever above 37.0.
 const FEVER_HR_PER_DEGREE: f64 = 9.0;
@@ -65,6 +78,10 @@ pub struct Series<'a> {
     ids: (u64, u64),
     scenario: &'a Scenario,
     missing: [f64; 5],
+    /// Temperature's missing rate on the first set of an emergency visit.
+    triage_temperature_missing: f64,
+    /// When a temperature was last charted.
+    last_temperature_at: Option<i64>,
     baseline: [f64; 6],
     deviation: [f64; 6],
     noise: [f64; 6],
@@ -85,6 +102,7 @@ impl<'a> Series<'a> {
         course: Course,
         ids: (u64, u64),
     ) -> Series<'a> {
+        use crate::model::Condition;
         let p = &scenario.vitals;
         let signals: [&Signal; 6] = [
             &p.heart_rate,
@@ -94,11 +112,46 @@ impl<'a> Series<'a> {
             &p.temperature_c,
             &p.spo2,
         ];
-        let baseline = signals.map(|s| s.baseline + s.spread * normal(&mut rng));
-        let deviation = signals.map(|s| s.deviation * course.severity);
+        let mut baseline = signals.map(|s| s.baseline + s.spread * normal(&mut rng));
+        // The patient's own: systolic pressure rises with age (NHANES: from
+        // about 115 before 40 to 135 past 60), more so with hypertension, even
+        // treated; diastolic levels off, so the pulse pressure widens.
+        let years = f64::from(course.age) - 45.0;
+        let has = |c| course.conditions.has(c);
+        baseline[SBP] += 0.35 * years
+            + if has(Condition::Hypertension) {
+                8.0
+            } else {
+                0.0
+            };
+        baseline[DBP] += (0.12 * years).clamp(-3.0, 2.0)
+            + if has(Condition::Hypertension) {
+                4.0
+            } else {
+                0.0
+            };
+        if has(Condition::Copd) {
+            baseline[SPO2] -= 2.5;
+            baseline[RR] += 2.0;
+        }
+        if has(Condition::Anaemia) {
+            baseline[HR] += 5.0;
+        }
+        let mut deviation = signals.map(|s| s.deviation * course.severity);
+        // Cold sepsis: in a share of patients (half again as many past 75)
+        // the temperature falls instead of rising.
+        let cold = p.hypothermia_share * if course.age >= 75 { 1.5 } else { 1.0 };
+        if rng.random_bool(cold.min(1.0)) {
+            deviation[TEMP] = -0.7 * deviation[TEMP].abs();
+        }
         let noise = signals.map(|s| s.noise);
         let ar = noise.map(|sd| sd * normal(&mut rng));
         let scale = p.missing_scale;
+        let triage_temperature_missing = if scenario.encounter_type == EncounterType::Emergency {
+            missing.triage_temperature_c
+        } else {
+            missing.temperature_c * scale
+        };
         let missing = [
             missing.heart_rate,
             missing.blood_pressure,
@@ -115,6 +168,8 @@ impl<'a> Series<'a> {
             ids,
             scenario,
             missing,
+            triage_temperature_missing,
+            last_temperature_at: None,
             baseline,
             deviation,
             noise,
@@ -135,18 +190,33 @@ impl<'a> Series<'a> {
             self.ar[i] = phi * self.ar[i] + innovation * self.noise[i] * normal(&mut self.rng);
         }
         let trend = self.course.factor(at);
+        let shock = self.course.shock(at);
         let mut v = [0.0; 6];
         for (i, x) in v.iter_mut().enumerate() {
-            *x = self.baseline[i] + self.deviation[i] * trend + self.ar[i];
+            let mut deviation = self.deviation[i] * trend;
+            if i == TEMP {
+                // The fever gives way as the circulation fails.
+                deviation *= 1.0 - 0.8 * shock;
+            }
+            *x = self.baseline[i] + deviation + self.ar[i] + SHOCK[i] * shock;
         }
         v[TEMP] = soft_limit(v[TEMP], bounds::TEMPERATURE);
         v[HR] += FEVER_HR_PER_DEGREE * (v[TEMP] - 37.0).max(0.0);
         v[HR] = soft_limit(v[HR], bounds::HEART_RATE);
         v[SBP] = soft_limit(v[SBP], bounds::SYSTOLIC);
-        let pulse_pressure =
-            (v[SBP] - v[DBP]).clamp(bounds::PULSE_PRESSURE.0, bounds::PULSE_PRESSURE.1);
-        v[DBP] = (v[SBP] - pulse_pressure).clamp(bounds::DIASTOLIC.0, bounds::DIASTOLIC.1);
+        let pulse_pressure = soft_limit(v[SBP] - v[DBP], bounds::PULSE_PRESSURE);
+        v[DBP] = soft_limit(v[SBP] - pulse_pressure, bounds::DIASTOLIC);
         v[RR] = soft_limit(v[RR], bounds::RESPIRATORY_RATE);
+        // Oxygen on the ward and in the ICU: after the first set, a patient
+        // below 95% is given oxygen, which brings most of the way back up
+        // (not in the last hours of a fatal shock).
+        if self.scenario.encounter_type == EncounterType::Inpatient
+            && self.seq > 0
+            && shock < 0.5
+            && v[SPO2] < OXYGEN_TARGET
+        {
+            v[SPO2] = OXYGEN_TARGET + 0.3 * (v[SPO2] - OXYGEN_TARGET);
+        }
         let (spo2_floor, spo2_ceiling, spo2_margin) = bounds::SPO2;
         v[SPO2] = soft_limit(v[SPO2], (spo2_floor, f64::INFINITY, spo2_margin)).min(spo2_ceiling);
         v
@@ -181,14 +251,30 @@ impl Iterator for Series<'_> {
             .map(|minutes| at + minutes * 60)
             .filter(|next| *next <= self.course.discharge());
 
+        let mut missing = self.missing;
+        if self.seq == 1 {
+            missing[3] = self.triage_temperature_missing;
+        }
         let mut taken = [true; 5];
-        for (slot, rate) in taken.iter_mut().zip(self.missing) {
+        for (slot, rate) in taken.iter_mut().zip(missing) {
             *slot = !self.rng.random_bool(rate);
+        }
+        // Where temperature is charted every few hours (an ICU), it is left
+        // out of the sets in between.
+        if let (Some(every), Some(last)) = (
+            self.scenario.vitals.temperature_interval_minutes,
+            self.last_temperature_at,
+        ) && at - last < (i64::from(every) - 30) * 60
+        {
+            taken[3] = false;
         }
         if !taken.contains(&true) {
             taken[0] = true; // a charted set has at least one measurement
         }
         let [hr_taken, bp_taken, rr_taken, temp_taken, spo2_taken] = taken;
+        if temp_taken {
+            self.last_temperature_at = Some(at);
+        }
         let int = |x: f64| x.round() as u16;
         Some(VitalRow {
             encounter: self.ids.0,

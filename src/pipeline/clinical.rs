@@ -101,7 +101,7 @@ impl<'a> Inputs<'a> {
         labs::results(
             self.seed(e).rng(Stream::Labs(e.ordinal)),
             scenario,
-            &Course::new(e, scenario, self.config.facility),
+            &Course::new(e, scenario, self.config.facility, patient),
             patient.sex,
             (e.number, patient.number),
             self.day.end,
@@ -430,7 +430,7 @@ fn rows_until(
     let config = inputs.config;
     let patient = &inputs.patients[e.patient];
     let scenario = &config.scenarios[e.scenario];
-    let course = Course::new(e, scenario, config.facility);
+    let course = Course::new(e, scenario, config.facility, patient);
     let ids = (e.number, patient.number);
     let seed = inputs.seed(e);
     vitals.clear();

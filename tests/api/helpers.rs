@@ -36,6 +36,7 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
             "DATAGEN__PATHS__STATE_DIR".into(),
             dir.path().join("state").display().to_string(),
         ),
+        ("DATAGEN__VOLUMES__RAW__POPULATION".into(), "5000".into()),
         ("DATAGEN__VOLUMES__RAW__ENCOUNTERS".into(), "200".into()),
         ("DATAGEN__VOLUMES__RAW__NEW_PATIENTS".into(), "80".into()),
         ("DATAGEN__SERVER__MAX_ENCOUNTERS".into(), "5000".into()),

@@ -1,8 +1,9 @@
 //! Does the feed look like a hospital's over weeks, not just per encounter?
 //! The audit of issue #11, as black-box checks on the files of a 14-day raw
 //! backfill at the default config (2026-03-01 to 03-14): who comes back and
-//! how often, weekly rhythm, and the facility's local clock, including both
-//! daylight-saving days.
+//! how often, weekly rhythm, the facility's local clock (including both
+//! daylight-saving days), physiology by age and illness, charting by
+//! setting, labs, and how patients who die get there.
 
 use std::collections::HashMap;
 
@@ -20,8 +21,11 @@ type Row = HashMap<String, String>;
 /// labs and notes of every batch.
 struct Feed {
     encounters: Vec<Row>,
+    vitals: Vec<Row>,
     labs: Vec<Row>,
     notes: Vec<serde_json::Value>,
+    /// Each patient's birth date.
+    born: HashMap<String, NaiveDate>,
 }
 
 fn fortnight() -> &'static Feed {
@@ -33,14 +37,19 @@ fn backfill(first: &str, last: &str) -> Feed {
     let sb = Sandbox::new();
     sb.ok(&["generate", "--mode", "raw", "--from", first, "--to", last]);
     let mut by_id: HashMap<String, Row> = HashMap::new();
-    let (mut labs, mut notes) = (Vec::new(), Vec::new());
+    let (mut vitals, mut labs, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut born = HashMap::new();
     let mut day: NaiveDate = first.parse().unwrap();
     while day <= last.parse().unwrap() {
         let dir = sb.batch("raw", &day.to_string());
         for e in read_csv(&dir.join("encounters.csv")).rows {
             by_id.insert(e["encounter_id"].clone(), e);
         }
+        vitals.extend(read_csv(&dir.join("vitals.csv")).rows);
         labs.extend(read_csv(&dir.join("labs.csv")).rows);
+        for p in read_csv(&dir.join("patients.csv")).rows {
+            born.insert(p["patient_id"].clone(), p["birth_date"].parse().unwrap());
+        }
         notes.extend(read_jsonl(&dir.join("notes.jsonl")));
         day = day.succ_opt().unwrap();
     }
@@ -48,8 +57,10 @@ fn backfill(first: &str, last: &str) -> Feed {
     encounters.sort_by(|a, b| a["encounter_id"].cmp(&b["encounter_id"]));
     Feed {
         encounters,
+        vitals,
         labs,
         notes,
+        born,
     }
 }
 
@@ -251,4 +262,382 @@ fn both_daylight_saving_days_keep_local_routines_and_utc_days() {
             }
         }
     }
+}
+
+impl Feed {
+    fn by_id(&self) -> HashMap<&str, &Row> {
+        self.encounters
+            .iter()
+            .map(|e| (e["encounter_id"].as_str(), e))
+            .collect()
+    }
+
+    /// The patient's age when the encounter began.
+    fn age(&self, e: &Row) -> u32 {
+        let admitted = utc(&e["admit_time"]).date_naive();
+        admitted.years_since(self.born[&e["patient_id"]]).unwrap()
+    }
+
+    /// Each encounter's vital-sign sets, in time order.
+    fn vitals_of(&self) -> HashMap<&str, Vec<&Row>> {
+        let mut sets: HashMap<&str, Vec<&Row>> = HashMap::new();
+        for v in &self.vitals {
+            sets.entry(v["encounter_id"].as_str()).or_default().push(v);
+        }
+        for list in sets.values_mut() {
+            list.sort_by(|a, b| a["measured_at"].cmp(&b["measured_at"]));
+        }
+        sets
+    }
+}
+
+fn num(row: &Row, column: &str) -> Option<f64> {
+    row[column].parse().ok()
+}
+
+fn share<T>(items: &[T], keep: impl Fn(&T) -> bool) -> f64 {
+    items.iter().filter(|x| keep(x)).count() as f64 / items.len() as f64
+}
+
+/// NEWS2 of a complete set (no consciousness or oxygen flag in the files).
+fn news2(v: &Row) -> Option<u32> {
+    let (rr, spo2, sbp, hr, t) = (
+        num(v, "respiratory_rate")?,
+        num(v, "spo2")?,
+        num(v, "systolic_bp")?,
+        num(v, "heart_rate")?,
+        num(v, "temperature_c")?,
+    );
+    let band = |x: f64, bands: &[(f64, u32)], above: u32| {
+        bands
+            .iter()
+            .find(|(upto, _)| x <= *upto)
+            .map_or(above, |(_, points)| *points)
+    };
+    Some(
+        band(rr, &[(8.0, 3), (11.0, 1), (20.0, 0), (24.0, 2)], 3)
+            + band(spo2, &[(91.0, 3), (93.0, 2), (95.0, 1)], 0)
+            + band(sbp, &[(90.0, 3), (100.0, 2), (110.0, 1), (219.0, 0)], 3)
+            + band(
+                hr,
+                &[(40.0, 3), (50.0, 1), (90.0, 0), (110.0, 1), (130.0, 2)],
+                3,
+            )
+            + band(t, &[(35.0, 3), (36.0, 1), (38.0, 0), (39.0, 1)], 2),
+    )
+}
+
+#[test]
+fn physiology_follows_age_and_illness() {
+    let feed = fortnight();
+    let encounters = feed.by_id();
+    let sets = feed.vitals_of();
+    // Routine systolic pressure rises with age (NHANES).
+    let (mut young, mut old) = (Vec::new(), Vec::new());
+    for v in &feed.vitals {
+        let e = encounters[v["encounter_id"].as_str()];
+        if e["scenario"] != "routine_checkup" {
+            continue;
+        }
+        let Some(sbp) = num(v, "systolic_bp") else {
+            continue;
+        };
+        match feed.age(e) {
+            18..=34 => young.push(sbp),
+            65.. => old.push(sbp),
+            _ => {}
+        }
+    }
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    let rise = mean(&old) - mean(&young);
+    assert!(
+        rise >= 10.0,
+        "routine SBP rises {rise:.1} mmHg from 18-34 to 65+"
+    );
+
+    // Sepsis: mostly the old (HCUP 52.7% aged 65+), and some cold.
+    let septic: Vec<&Row> = admitted_in_feed(feed)
+        .filter(|e| e["scenario"] == "sepsis_icu")
+        .collect();
+    let elderly = share(&septic, |e| feed.age(e) >= 65);
+    assert!((0.45..=0.60).contains(&elderly), "septic 65+: {elderly:.3}");
+    let first_sets: Vec<&Row> = septic
+        .iter()
+        .filter_map(|e| sets.get(e["encounter_id"].as_str())?.first().copied())
+        .collect();
+    let cold = share(&first_sets, |v| {
+        num(v, "temperature_c").is_some_and(|t| t < 36.0)
+    });
+    assert!(
+        (0.05..=0.15).contains(&cold),
+        "septic first sets below 36 C: {cold:.3}"
+    );
+
+    // Fever in the emergency department.
+    let emergency: Vec<&Row> = feed
+        .vitals
+        .iter()
+        .filter(|v| encounters[v["encounter_id"].as_str()]["encounter_type"] == "emergency")
+        .collect();
+    let febrile = share(&emergency, |v| {
+        num(v, "temperature_c").is_some_and(|t| t >= 38.0)
+    });
+    assert!(
+        (0.02..=0.08).contains(&febrile),
+        "ED sets at 38 C or more: {febrile:.3}"
+    );
+
+    // No pile-up at any bound: the commonest value of each sign, and of the
+    // pulse pressure, is never its lowest or highest.
+    let columns = [
+        "heart_rate",
+        "systolic_bp",
+        "diastolic_bp",
+        "respiratory_rate",
+        "spo2",
+    ];
+    for column in columns.iter().copied().chain(["pulse_pressure"]) {
+        let mut counts: HashMap<i64, u32> = HashMap::new();
+        for v in &feed.vitals {
+            let value = if column == "pulse_pressure" {
+                num(v, "systolic_bp")
+                    .zip(num(v, "diastolic_bp"))
+                    .map(|(s, d)| s - d)
+            } else {
+                num(v, column)
+            };
+            if let Some(x) = value {
+                *counts.entry(x as i64).or_default() += 1;
+            }
+        }
+        let total: u32 = counts.values().sum();
+        let (low, high) = (counts.keys().min().unwrap(), counts.keys().max().unwrap());
+        for bound in [low, high] {
+            let at = f64::from(counts[bound]) / f64::from(total);
+            // SpO2 saturates at 100 by nature, not by a clip.
+            if !(column == "spo2" && *bound == 100) {
+                assert!(
+                    at < 0.005,
+                    "{column}: {at:.4} of values at its bound {bound}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn charting_follows_the_setting() {
+    let feed = fortnight();
+    let encounters = feed.by_id();
+    let sets = feed.vitals_of();
+    let scenario = |v: &Row| encounters[v["encounter_id"].as_str()]["scenario"].as_str();
+    // On the ward (pneumonia, heart failure), most sets score below 5.
+    let ward: Vec<u32> = feed
+        .vitals
+        .iter()
+        .filter(|v| {
+            matches!(
+                scenario(v),
+                "pneumonia_admission" | "heart_failure_exacerbation"
+            )
+        })
+        .filter_map(news2)
+        .collect();
+    let urgent = share(&ward, |score| *score >= 5);
+    assert!(ward.len() > 2_000, "{} complete ward sets", ward.len());
+    assert!(urgent < 0.20, "ward sets with NEWS2 >= 5: {urgent:.3}");
+    // The triage set takes a temperature (MIMIC-IV-ED: missing in 5.5%).
+    let triage: Vec<&Row> = admitted_in_feed(feed)
+        .filter(|e| e["encounter_type"] == "emergency")
+        .filter_map(|e| sets.get(e["encounter_id"].as_str())?.first().copied())
+        .collect();
+    let missing = share(&triage, |v| v["temperature_c"].is_empty());
+    assert!(
+        (0.03..=0.08).contains(&missing),
+        "triage sets without temperature: {missing:.3}"
+    );
+    // The ICU charts hourly, temperature about 4-hourly.
+    let icu: Vec<&Row> = feed
+        .vitals
+        .iter()
+        .filter(|v| scenario(v) == "sepsis_icu")
+        .collect();
+    let with_temperature = share(&icu, |v| !v["temperature_c"].is_empty());
+    assert!(
+        (0.20..=0.35).contains(&with_temperature),
+        "ICU sets with a temperature: {with_temperature:.3}"
+    );
+}
+
+#[test]
+fn labs_look_like_a_hospitals() {
+    let feed = fortnight();
+    let encounters = feed.by_id();
+    let of = |l: &Row| encounters[l["encounter_id"].as_str()];
+    // Anaemia alone is in a quarter of adult ED patients.
+    let mut cbc: HashMap<&str, bool> = HashMap::new();
+    for l in &feed.labs {
+        if of(l)["encounter_type"] == "emergency"
+            && ["6690-2", "718-7", "777-3"].contains(&l["loinc_code"].as_str())
+        {
+            *cbc.entry(&l["encounter_id"]).or_default() |= l["abnormal_flag"] != "N";
+        }
+    }
+    let abnormal = cbc.values().filter(|a| **a).count() as f64 / cbc.len() as f64;
+    assert!(
+        (0.30..=0.45).contains(&abnormal),
+        "ED CBCs with an abnormal value: {abnormal:.3}"
+    );
+    // Critical sodium, potassium or glucose somewhere (DKA, CKD).
+    let critical = feed
+        .labs
+        .iter()
+        .filter(|l| ["2951-2", "2823-3", "2345-7"].contains(&l["loinc_code"].as_str()))
+        .filter(|l| matches!(l["abnormal_flag"].as_str(), "LL" | "HH"))
+        .count();
+    assert!(critical > 0, "no critical sodium, potassium or glucose");
+    // Turnaround: a lognormal tail in the hospital, hours for a clinic.
+    let minutes = |l: &Row| (utc(&l["resulted_at"]) - utc(&l["collected_at"])).num_minutes();
+    let hospital: Vec<i64> = feed
+        .labs
+        .iter()
+        .filter(|l| of(l)["encounter_type"] != "outpatient")
+        .map(minutes)
+        .collect();
+    let slow = share(&hospital, |m| *m > 180);
+    assert!(
+        (0.02..=0.10).contains(&slow),
+        "hospital results after 3 h: {slow:.3}"
+    );
+    let mut clinic: Vec<i64> = feed
+        .labs
+        .iter()
+        .filter(|l| of(l)["encounter_type"] == "outpatient")
+        .map(minutes)
+        .collect();
+    clinic.sort_unstable();
+    assert!(
+        clinic[clinic.len() / 2] >= 120,
+        "clinic results in {} min",
+        clinic[clinic.len() / 2]
+    );
+
+    // Chest pain: peak troponin tells admitted from discharged well, not
+    // perfectly; older patients sent home often have a chronic elevation.
+    let mut peak: HashMap<&str, f64> = HashMap::new();
+    for l in feed.labs.iter().filter(|l| l["loinc_code"] == "67151-1") {
+        let value = num(l, "value").unwrap();
+        let p = peak.entry(&l["encounter_id"]).or_insert(value);
+        *p = p.max(value);
+    }
+    let chest: Vec<(&Row, f64)> = admitted_in_feed(feed)
+        .filter(|e| e["scenario"] == "ed_chest_pain" && e["status"] == "finished")
+        .filter_map(|e| Some((e, *peak.get(e["encounter_id"].as_str())?)))
+        .collect();
+    let sent_on = |e: &Row| matches!(e["disposition"].as_str(), "admitted" | "transferred");
+    let scores: Vec<(f64, bool)> = chest.iter().map(|(e, p)| (*p, sent_on(e))).collect();
+    let auc = auroc(&scores);
+    assert!(
+        (0.75..=0.90).contains(&auc),
+        "AUROC of peak troponin for admission: {auc:.3}"
+    );
+    let older_home: Vec<f64> = chest
+        .iter()
+        .filter(|(e, _)| !sent_on(e) && feed.age(e) >= 65)
+        .map(|(_, p)| *p)
+        .collect();
+    let chronic = share(&older_home, |p| *p > 14.0);
+    assert!(
+        (0.10..=0.20).contains(&chronic),
+        "older discharged with troponin above 14: {chronic:.3}"
+    );
+}
+
+/// The area under the ROC curve of a score for a yes/no outcome: the chance
+/// that a random yes scores above a random no (ties count half).
+fn auroc(scores: &[(f64, bool)]) -> f64 {
+    let yes: Vec<f64> = scores.iter().filter(|(_, y)| *y).map(|(s, _)| *s).collect();
+    let no: Vec<f64> = scores
+        .iter()
+        .filter(|(_, y)| !*y)
+        .map(|(s, _)| *s)
+        .collect();
+    let mut wins = 0.0;
+    for a in &yes {
+        for b in &no {
+            wins += if a > b {
+                1.0
+            } else if a == b {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    wins / (yes.len() * no.len()) as f64
+}
+
+#[test]
+fn a_patient_who_dies_goes_into_shock_first() {
+    let feed = fortnight();
+    let sets = feed.vitals_of();
+    let dying: Vec<&Row> = feed
+        .encounters
+        .iter()
+        .filter(|e| e["disposition"] == "expired" && e["status"] == "finished")
+        .collect();
+    let (mut fell, mut hypotensive, mut febrile, mut seen) = (0, 0, 0, 0);
+    for e in &dying {
+        let Some(list) = sets.get(e["encounter_id"].as_str()) else {
+            continue;
+        };
+        let pressures: Vec<f64> = list.iter().filter_map(|v| num(v, "systolic_bp")).collect();
+        if pressures.len() < 3 {
+            continue;
+        }
+        seen += 1;
+        let (first, last) = (pressures[0], pressures[pressures.len() - 1]);
+        fell += usize::from(last < first - 15.0);
+        hypotensive += usize::from(last < 90.0);
+        let last_t = list.iter().rev().find_map(|v| num(v, "temperature_c"));
+        febrile += usize::from(last_t.is_some_and(|t| t >= 39.5));
+    }
+    assert!(seen >= 20, "{seen} deaths with vitals");
+    assert!(
+        fell * 10 >= seen * 6,
+        "pressure fell before death in {fell} of {seen}"
+    );
+    assert!(
+        hypotensive * 2 >= seen,
+        "hypotensive at the end: {hypotensive} of {seen}"
+    );
+    assert_eq!(febrile, 0, "still at 39.5 C or more at the end");
+    // Lactate climbs.
+    let mut last_lactate: HashMap<&str, (&str, f64)> = HashMap::new();
+    for l in feed.labs.iter().filter(|l| l["loinc_code"] == "2524-7") {
+        let entry = last_lactate
+            .entry(&l["encounter_id"])
+            .or_insert((&l["collected_at"], 0.0));
+        if l["collected_at"].as_str() >= entry.0 {
+            *entry = (&l["collected_at"], num(l, "value").unwrap());
+        }
+    }
+    let lactates: Vec<f64> = dying
+        .iter()
+        .filter_map(|e| {
+            last_lactate
+                .get(e["encounter_id"].as_str())
+                .map(|(_, v)| *v)
+        })
+        .collect();
+    assert!(
+        lactates.len() >= 5,
+        "{} deaths with a lactate",
+        lactates.len()
+    );
+    let high = share(&lactates, |v| *v >= 4.0);
+    assert!(
+        high >= 0.6,
+        "last lactate of 4 or more in {high:.2} of deaths"
+    );
 }

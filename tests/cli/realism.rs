@@ -149,15 +149,16 @@ fn vitals_and_stays_look_like_real_care() {
             }
         }
         if let (Some(s), Some(d)) = (num(v, "systolic_bp"), num(v, "diastolic_bp")) {
-            assert!((20.0..=90.0).contains(&(s - d)), "pulse pressure {s}/{d}");
+            assert!((20.0..=120.0).contains(&(s - d)), "pulse pressure {s}/{d}");
         }
     }
     // Missing shares near the configured MIMIC-IV-ED rates (scaled down for
-    // clinics and the ICU, so below them but not absent).
+    // clinics, so below them but not absent; the ICU's hourly sets take a
+    // temperature only every four hours, so above them for temperature).
     let n = b.vitals.len() as f64;
     let temp_missing = missing["temperature_c"] as f64 / n;
     assert!(
-        (0.08..0.37).contains(&temp_missing),
+        (0.08..0.50).contains(&temp_missing),
         "temperature missing {temp_missing}"
     );
     assert!(missing.get("heart_rate").copied().unwrap_or(0) > 0);
@@ -591,10 +592,14 @@ fn notes_state_only_values_found_in_the_structured_files() {
 #[test]
 fn emergency_admissions_continue_as_fitting_inpatient_stays() {
     let b = raw_batch();
-    let fits: HashMap<&str, &str> = HashMap::from([
-        ("ed_chest_pain", "heart_failure_exacerbation"),
-        ("ed_asthma_exacerbation", "pneumonia_admission"),
-        ("ed_minor_injury", "postoperative_recovery"),
+    let fits: HashMap<&str, &[&str]> = HashMap::from([
+        ("ed_chest_pain", &["heart_failure_exacerbation"][..]),
+        ("ed_asthma_exacerbation", &["pneumonia_admission"][..]),
+        ("ed_minor_injury", &["postoperative_recovery"][..]),
+        (
+            "ed_febrile_illness",
+            &["pneumonia_admission", "sepsis_icu"][..],
+        ),
     ]);
     let by_id: HashMap<&str, &HashMap<String, String>> = b
         .encounters
@@ -632,7 +637,10 @@ fn emergency_admissions_continue_as_fitting_inpatient_stays() {
         assert_eq!(stay["encounter_type"], "inpatient", "{id}");
         assert_eq!(stay["admit_time"], visit["discharge_time"], "{id}");
         assert!(stay["encounter_id"] > visit["encounter_id"], "{id}");
-        assert_eq!(stay["scenario"], fits[visit["scenario"].as_str()], "{id}");
+        assert!(
+            fits[visit["scenario"].as_str()].contains(&stay["scenario"].as_str()),
+            "{id}"
+        );
     }
     // And every link names an emergency visit that ended `admitted`.
     for (source, continued) in &stays {
