@@ -164,6 +164,10 @@ pub struct Scenario {
     pub eligible: Eligibility,
     pub duration: DurationModel,
     pub dispositions: BTreeMap<Disposition, f64>,
+    /// For emergency scenarios: the Emergency Severity Index the complaint
+    /// gets by protocol (chest pain 2), before the vitals and the nurse.
+    #[serde(default)]
+    pub triage_esi: Option<u8>,
     /// For emergency scenarios: the inpatient scenarios (by name, weighted)
     /// that a visit ending `admitted` continues as, e.g. chest pain to a
     /// cardiac admission.

@@ -12,6 +12,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::IndexedRandom;
 
 use super::course::Course;
+use super::history;
 use super::vitals::news2;
 use crate::config::Scenario;
 use crate::model::{AuthorRole, Disposition, EncounterType, NoteType, Sex};
@@ -336,13 +337,7 @@ fn triage_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {
     };
     let vitals = vitals_phrase(first);
     let score = news2_of(first);
-    let esi = if score >= 5 {
-        2
-    } else if score >= 1 {
-        3
-    } else {
-        4
-    };
+    let esi = triage_level(rng, chart, first, score);
     let cc = chart.complaint.to_lowercase();
     let sex = sex_word(chart.sex);
     match rng.random_range(0..3u32) {
@@ -359,6 +354,36 @@ fn triage_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {
             chart.age
         ),
     }
+}
+
+/// The Emergency Severity Index a triage nurse gives: the complaint's own
+/// level (chest pain is ESI 2 by protocol, a sprain 4), raised for a
+/// patient whose first vitals look dangerous (NEWS2, shock), and, as between
+/// nurses, a level off either way now and then.
+fn triage_level(rng: &mut ChaCha8Rng, chart: &Chart<'_>, first: &VitalRow, score: u32) -> u32 {
+    let by_vitals = match score {
+        7.. => 2,
+        5..=6 => 2,
+        1..=4 => 3,
+        0 => 4,
+    };
+    let mut level = chart
+        .scenario
+        .triage_esi
+        .map_or(by_vitals, |protocol| u32::from(protocol).min(by_vitals));
+    let shocked = first.systolic_bp.is_some_and(|s| s < 80) || score >= 9;
+    if shocked && rng.random_bool(0.6) {
+        level = 1;
+    } else if level == 4 && score == 0 && rng.random_bool(0.3) {
+        level = 5;
+    } else if rng.random_bool(0.12) {
+        level = if rng.random_bool(0.5) {
+            level + 1
+        } else {
+            level.saturating_sub(1)
+        };
+    }
+    level.clamp(1, 5)
 }
 
 fn ed_disposition_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {
@@ -381,27 +406,42 @@ fn ed_disposition_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {
 fn admission_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>, at: i64) -> String {
     let arrival = chart.vitals.first().map(vitals_phrase).unwrap_or_default();
     let labs = labs_sentence(rng, &labs_known_at(chart, at));
-    let plan = match chart.scenario.vitals.interval_minutes {
-        0..=60 => "Close monitoring with hourly vital signs.",
-        _ => "Vital signs every 4 hours; daily labs.",
+    let monitoring = match chart.scenario.vitals.interval_minutes {
+        0..=60 => "close monitoring with hourly vital signs",
+        _ => "vital signs every 4 hours and daily labs",
     };
-    format!(
-        "{}-year-old {} admitted to {} with {}. On arrival: {arrival}.{labs} Plan: {plan}",
+    let mut note = format!(
+        "Admission to {} for {monitoring}.\n\n",
+        chart.scenario.department
+    );
+    note.push_str(&history::admission(
+        rng,
+        &chart.scenario.name,
+        chart.complaint,
         chart.age,
-        sex_word(chart.sex),
-        chart.scenario.department,
-        chart.complaint.to_lowercase()
-    )
+        chart.sex,
+        chart.patient,
+        chart.course.conditions,
+        &format!("Vitals on arrival: {arrival}."),
+        &labs,
+    ));
+    note
 }
 
 fn progress_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>, at: i64, day: i64) -> String {
-    let factor = chart.course.factor(at);
-    let status = if factor > 1.0 {
+    // The physician's impression: what the vitals show against the day
+    // before, read with a clinician's noise, not what the outcome will be.
+    let now = vitals_at(chart, at).map_or(0, news2_of);
+    let before = vitals_at(chart, at - 86_400)
+        .or(chart.vitals.first())
+        .map_or(0, news2_of);
+    let impression = f64::from(now) - f64::from(before) + 1.2 * super::normal(rng);
+    let status = if impression >= 1.5 {
         [
             "Condition deteriorating despite treatment.",
             "Clinically worse since yesterday.",
         ]
-    } else if factor < 0.35 {
+    } else if impression <= -1.5 {
         ["Improving.", "Clinically much improved."]
     } else {
         [
@@ -460,20 +500,28 @@ fn discharge_summary(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {
     } else {
         format!(" Most abnormal results: {}.", abnormal.join(", "))
     };
-    let cc = chart.complaint.to_lowercase();
     let dept = &chart.scenario.department;
     if chart.disposition == Disposition::Expired {
-        return format!(
-            "Patient died on {} after {days:.1} days in {dept}, admitted with {cc}.{course} Final vitals: {last}.",
-            date_time(discharge)
+        return history::death(
+            rng,
+            &chart.scenario.name,
+            chart.complaint,
+            chart.course.conditions,
+            days,
+            &format!("{} in {dept}", date_time(discharge)),
+            &course,
+            &format!("Final vitals: {last}."),
         );
     }
-    let opening = match rng.random_range(0..2u32) {
-        0 => format!("Admitted to {dept} with {cc}; length of stay {days:.1} days."),
-        _ => format!("Hospital course ({days:.1} days, {dept}) for {cc}."),
-    };
-    format!(
-        "{opening}{course} Vitals at discharge: {last}. Disposition: {}.",
-        disposition_text(chart.disposition)
+    history::discharge(
+        rng,
+        &chart.scenario.name,
+        chart.complaint,
+        chart.patient,
+        chart.course.conditions,
+        days,
+        disposition_text(chart.disposition),
+        &course,
+        &format!("Vitals at discharge: {last}."),
     )
 }

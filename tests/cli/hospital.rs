@@ -641,3 +641,131 @@ fn a_patient_who_dies_goes_into_shock_first() {
         "last lactate of 4 or more in {high:.2} of deaths"
     );
 }
+
+#[test]
+fn notes_read_like_notes_and_do_not_give_the_outcome_away() {
+    let feed = fortnight();
+    let encounters = feed.by_id();
+    let text = |n: &serde_json::Value| n["text"].as_str().unwrap().to_string();
+    let of_type = |kind: &str| -> Vec<&serde_json::Value> {
+        feed.notes
+            .iter()
+            .filter(|n| n["note_type"] == kind)
+            .collect()
+    };
+    // Admission notes and discharge summaries are documents, with sections.
+    for (kind, sections) in [
+        (
+            "admission_note",
+            &[
+                "HPI:",
+                "Past medical history:",
+                "Medications:",
+                "Social history:",
+                "Review of systems:",
+                "Examination:",
+                "Assessment and plan:",
+                "Problem list:",
+            ][..],
+        ),
+        (
+            "discharge_summary",
+            &["Secondary diagnoses:", "Hospital course:"][..],
+        ),
+    ] {
+        let notes = of_type(kind);
+        assert!(notes.len() > 200, "{} {kind}s", notes.len());
+        let mean = notes.iter().map(|n| text(n).len()).sum::<usize>() / notes.len();
+        assert!(mean >= 1_500, "{kind}: {mean} characters on average");
+        for n in &notes {
+            let body = text(n);
+            for section in sections {
+                assert!(body.contains(section), "{kind} without {section}: {body}");
+            }
+        }
+    }
+    // A patient's medications are theirs: the discharge summary lists the
+    // ones the admission note did.
+    let admitted: HashMap<&str, String> = of_type("admission_note")
+        .into_iter()
+        .map(|n| (n["encounter_id"].as_str().unwrap(), text(n)))
+        .collect();
+    let mut compared = 0;
+    for n in of_type("discharge_summary") {
+        let Some(admission) = admitted.get(n["encounter_id"].as_str().unwrap()) else {
+            continue;
+        };
+        let meds = |body: &str| -> Vec<String> {
+            body.split("Medications: ")
+                .nth(1)
+                .and_then(|rest| rest.split(".\n").next())
+                .map(|list| list.split("; ").map(String::from).collect())
+                .unwrap_or_default()
+        };
+        let home = meds(admission);
+        let leaving = text(n);
+        if home.is_empty() || home[0].starts_with("no regular") || leaving.starts_with("Death") {
+            continue;
+        }
+        for med in &home {
+            assert!(
+                leaving.contains(med.as_str()),
+                "{med} not continued: {leaving}"
+            );
+        }
+        compared += 1;
+    }
+    assert!(compared > 100, "{compared} admissions compared");
+
+    // Triage: every ESI level, chest pain mostly level 2.
+    let mut levels: HashMap<char, u32> = HashMap::new();
+    let mut chest: HashMap<char, u32> = HashMap::new();
+    for n in of_type("triage") {
+        let body = text(n);
+        let Some(at) = body.find("ESI ") else {
+            continue;
+        };
+        let level = body[at + 4..]
+            .trim_start_matches("level ")
+            .chars()
+            .next()
+            .unwrap();
+        *levels.entry(level).or_default() += 1;
+        if encounters[n["encounter_id"].as_str().unwrap()]["scenario"] == "ed_chest_pain" {
+            *chest.entry(level).or_default() += 1;
+        }
+    }
+    for level in ['1', '2', '3', '4', '5'] {
+        assert!(
+            levels.get(&level).is_some_and(|n| *n > 0),
+            "no ESI {level}: {levels:?}"
+        );
+    }
+    let chest_total: u32 = chest.values().sum();
+    assert!(
+        chest.get(&'2').copied().unwrap_or(0) * 10 >= chest_total * 6,
+        "chest pain ESI: {chest:?}"
+    );
+
+    // Progress-note wording is the physician's impression, not the outcome:
+    // "worse" does not tell who will die (AUROC at most 0.9).
+    let mut worse: HashMap<&str, bool> = HashMap::new();
+    for n in of_type("progress") {
+        let body = text(n).to_lowercase();
+        *worse
+            .entry(n["encounter_id"].as_str().unwrap())
+            .or_default() |= body.contains("worse") || body.contains("deteriorat");
+    }
+    let scores: Vec<(f64, bool)> = worse
+        .iter()
+        .map(|(id, w)| {
+            (
+                f64::from(u8::from(*w)),
+                encounters[id]["disposition"] == "expired",
+            )
+        })
+        .collect();
+    assert!(scores.iter().filter(|(_, died)| *died).count() >= 20);
+    let auc = auroc(&scores);
+    assert!(auc <= 0.9, "AUROC of worse wording for death: {auc:.3}");
+}
