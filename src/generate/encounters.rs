@@ -10,10 +10,11 @@
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::ops::Range;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDateTime, NaiveTime, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Weekday};
 use rand::distr::weighted::WeightedIndex;
 use rand::{Rng, RngExt};
 use rand_distr::LogNormal;
+use rand_distr::weighted::WeightedAliasIndex;
 
 use super::patients::Patient;
 use crate::config::{Config, DurationModel, Scenario};
@@ -83,25 +84,18 @@ pub fn plan<R: Rng + ?Sized>(
     if count > 0 && pools.returning.is_empty() && pools.new.is_empty() {
         return Err(Error::NoPatients { date, count });
     }
-    // Returning patients come back as often as they seek care.
-    let by_propensity = WeightedIndex::new(
-        pools
-            .returning
-            .iter()
-            .map(|&i| f64::from(pools.patients[i].propensity)),
-    )
-    .ok();
+    let by_scenario = returning_by_scenario(config, date, pools);
     let mut planner = Planner {
         rng,
         config,
         date,
         pools,
-        by_propensity,
+        by_scenario,
         gapped_today: HashSet::new(),
         seen_returning: HashSet::new(),
-        next_new: pools.new.start,
         mix: day_mix(config, date),
-        placed_new: HashSet::new(),
+        new_by_scenario: new_by_scenario(config, date, pools),
+        seen_new: vec![false; pools.new.len()],
         arrivals: Arrivals::new(config, date),
         dispositions: config
             .scenarios
@@ -158,19 +152,22 @@ struct Planner<'a, 'p, R: ?Sized> {
     config: &'a Config,
     date: BatchDate,
     pools: &'a Pools<'p>,
-    /// Over `pools.returning`, by propensity.
-    by_propensity: Option<WeightedIndex<f64>>,
+    /// Per scenario: the returning patients it admits, and an index over
+    /// them (see [`returning_by_scenario`]).
+    by_scenario: Vec<Option<(Vec<usize>, WeightedAliasIndex<f64>)>>,
     /// Patients planned today for a scenario with a minimum gap, and which.
     gapped_today: HashSet<(usize, usize)>,
     seen_returning: HashSet<usize>,
-    next_new: usize,
     // The weighted choices, built once per day rather than per encounter
     // (sampling a cached distribution draws exactly as a new one would).
     /// The day's scenario mix: weights, scaled at weekends by each
     /// scenario's factor.
     mix: Option<WeightedIndex<f64>>,
-    /// New patients who have had their visit today.
-    placed_new: HashSet<usize>,
+    /// Per scenario: the new patients it admits, in turn, and how far
+    /// through them the day is.
+    new_by_scenario: Vec<(Vec<usize>, usize)>,
+    /// Which new patients (from `pools.new.start`) have had their visit.
+    seen_new: Vec<bool>,
     arrivals: Arrivals,
     /// Dispositions, per scenario.
     dispositions: Vec<Option<WeightedIndex<f64>>>,
@@ -229,19 +226,11 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
         self.book(&visit, stay.as_ref()).then_some((visit, stay))
     }
 
-    /// Whether a scenario's minimum gap lets `patient` come for it today.
-    fn gap_allows(&self, patient: usize, scenario: usize) -> bool {
-        let s = &self.config.scenarios[scenario];
-        if s.min_gap_days == 0 {
-            return true;
-        }
-        let today = self.date.date();
-        !self.gapped_today.contains(&(patient, scenario))
-            && self.pools.patients[patient]
-                .last_visits
-                .iter()
-                .filter(|(name, _)| *name == s.name)
-                .all(|(_, last)| (today - *last).num_days() >= i64::from(s.min_gap_days))
+    /// Whether `patient` is not booked for `scenario` already today (its
+    /// minimum gap, before today, is checked by [`gap_passed`]).
+    fn free_today(&self, patient: usize, scenario: usize) -> bool {
+        self.config.scenarios[scenario].min_gap_days == 0
+            || !self.gapped_today.contains(&(patient, scenario))
     }
 
     /// Takes the patient's time for a visit and the stay it continues as,
@@ -313,26 +302,12 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
                 self.rng.random_bool(share.clamp(0.0, 1.0))
             }
         };
-        let today = self.date.date();
-        // Admitted by the scenario, due for it, and taken by its age mix.
-        let fits = |planner: &mut Self, i: usize| {
-            let p = &pools.patients[i];
-            let age = p.age_on(today);
-            s.eligible.admits(age, p.sex, p.conditions)
-                && planner.gap_allows(i, scenario)
-                && planner.rng.random_bool(s.eligible.age_acceptance(age))
-        };
         if returning {
+            let (admitted, index) = self.by_scenario.get(scenario).and_then(Option::as_ref)?;
             let mut fallback = None;
             for _ in 0..8 {
-                let candidate = match &self.by_propensity {
-                    Some(index) => pools.returning[self.rng.sample(index)],
-                    None => {
-                        pools.returning
-                            [self.rng.random_range(0..pools.returning.len() as u64) as usize]
-                    }
-                };
-                if !fits(self, candidate) {
+                let candidate = admitted[self.rng.sample(index)];
+                if !self.free_today(candidate, scenario) {
                     continue;
                 }
                 if self.seen_returning.insert(candidate) {
@@ -342,30 +317,50 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             }
             fallback.map(|candidate| (candidate, true))
         } else {
-            // The next new patients in turn, skipping (for later) those the
-            // scenario does not admit.
-            while self.next_new < pools.new.end && self.placed_new.contains(&self.next_new) {
-                self.next_new += 1;
-            }
-            let upcoming: Vec<usize> = (self.next_new..pools.new.end)
-                .filter(|i| !self.placed_new.contains(i))
-                .take(8)
-                .collect();
-            for i in upcoming {
-                if fits(self, i) {
-                    self.placed_new.insert(i);
-                    return Some((i, false));
-                }
-            }
-            let span = (pools.new.end - pools.new.start) as u64;
-            for _ in 0..8 {
-                let i = pools.new.start + self.rng.random_range(0..span) as usize;
-                if fits(self, i) {
-                    return Some((i, false));
-                }
-            }
-            None
+            self.pick_new(scenario)
         }
+    }
+
+    /// A new patient for `scenario`: the next who has not come yet, of
+    /// those it admits and its age mix takes; once all have come, any.
+    fn pick_new(&mut self, scenario: usize) -> Option<(usize, bool)> {
+        let s = &self.config.scenarios[scenario];
+        let (start, today) = (self.pools.new.start, self.date.date());
+        let patients = self.pools.patients;
+        let len = self.new_by_scenario.get(scenario)?.0.len();
+        let taken = |planner: &mut Self, i: usize| {
+            s.eligible.age_weights.is_empty()
+                || planner
+                    .rng
+                    .random_bool(s.eligible.age_acceptance(patients[i].age_on(today)))
+        };
+        let mut k = self.new_by_scenario[scenario].1;
+        while k < len && self.seen_new[self.new_by_scenario[scenario].0[k] - start] {
+            k += 1;
+        }
+        self.new_by_scenario[scenario].1 = k;
+        let mut checked = 0;
+        while k < len && checked < 8 {
+            let i = self.new_by_scenario[scenario].0[k];
+            if !self.seen_new[i - start] {
+                checked += 1;
+                if taken(self, i) {
+                    self.seen_new[i - start] = true;
+                    return Some((i, false));
+                }
+            }
+            k += 1;
+        }
+        if len == 0 {
+            return None;
+        }
+        for _ in 0..8 {
+            let i = self.new_by_scenario[scenario].0[self.rng.random_range(0..len)];
+            if self.free_today(i, scenario) && taken(self, i) {
+                return Some((i, false));
+            }
+        }
+        None
     }
 
     fn shape(
@@ -420,6 +415,69 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             source: None,
         }
     }
+}
+
+/// For each scenario, the returning patients it admits (age, sex,
+/// conditions), and an index over them weighted by how often each seeks
+/// care and the scenario's age mix: one pass over the pool a day, so a pick
+/// never probes patients a follow-up clinic would not see. Alias tables:
+/// a pick touches two places, where a cumulative table's binary search over
+/// tens of thousands of patients missed the cache at every step.
+fn returning_by_scenario(
+    config: &Config,
+    date: BatchDate,
+    pools: &Pools<'_>,
+) -> Vec<Option<(Vec<usize>, WeightedAliasIndex<f64>)>> {
+    let today = date.date();
+    let mut lists: Vec<(Vec<usize>, Vec<f64>)> =
+        vec![(Vec::new(), Vec::new()); config.scenarios.len()];
+    for &i in pools.returning {
+        let p = &pools.patients[i];
+        let age = p.age_on(today);
+        for (s, (admitted, weights)) in config.scenarios.iter().zip(&mut lists) {
+            if s.eligible.admits(age, p.sex, p.conditions) && gap_passed(p, s, today) {
+                let weight = f64::from(p.propensity) * s.eligible.age_acceptance(age);
+                if weight > 0.0 {
+                    admitted.push(i);
+                    weights.push(weight);
+                }
+            }
+        }
+    }
+    lists
+        .into_iter()
+        .map(|(admitted, weights)| Some((admitted, WeightedAliasIndex::new(weights).ok()?)))
+        .collect()
+}
+
+/// For each scenario, the day's new patients it admits, in registration
+/// order, and a cursor.
+fn new_by_scenario(
+    config: &Config,
+    date: BatchDate,
+    pools: &Pools<'_>,
+) -> Vec<(Vec<usize>, usize)> {
+    let today = date.date();
+    let mut lists = vec![(Vec::new(), 0); config.scenarios.len()];
+    for i in pools.new.clone() {
+        let p = &pools.patients[i];
+        let age = p.age_on(today);
+        for (s, (admitted, _)) in config.scenarios.iter().zip(&mut lists) {
+            if s.eligible.admits(age, p.sex, p.conditions) {
+                admitted.push(i);
+            }
+        }
+    }
+    lists
+}
+
+/// Whether `s`'s minimum gap has passed since `p` last came for it.
+fn gap_passed(p: &Patient, s: &Scenario, today: NaiveDate) -> bool {
+    s.min_gap_days == 0
+        || p.last_visits
+            .iter()
+            .filter(|(name, _)| *name == s.name)
+            .all(|(_, last)| (today - *last).num_days() >= i64::from(s.min_gap_days))
 }
 
 /// The day's scenario mix: each scenario's weight, scaled by its own
@@ -633,12 +691,12 @@ pub fn warm_start(
             config,
             date: day,
             pools: &pools,
-            by_propensity: None,
+            by_scenario: Vec::new(),
             gapped_today: HashSet::new(),
             seen_returning: HashSet::new(),
-            next_new: 0,
             mix: None,
-            placed_new: HashSet::new(),
+            new_by_scenario: Vec::new(),
+            seen_new: Vec::new(),
             arrivals: Arrivals::new(config, day),
             dispositions: scenarios
                 .iter()

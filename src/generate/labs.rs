@@ -182,7 +182,7 @@ fn chronic(rng: &mut ChaCha8Rng, course: &Course, baseline: &mut [f64; CATALOG.l
         shift("potassium", by);
         shift("hemoglobin", -1.0);
         shift("co2", -2.0);
-        let by = 3.0 + 3.0 * normal(rng).abs();
+        let by = 4.0 + 3.0 * normal(rng).abs();
         shift("troponin_t", by);
     }
     if has(Condition::Diabetes) {
@@ -196,7 +196,7 @@ fn chronic(rng: &mut ChaCha8Rng, course: &Course, baseline: &mut [f64; CATALOG.l
     }
     if course.age >= 75 {
         // High-sensitivity troponin rises with age alone.
-        shift("troponin_t", 2.0);
+        shift("troponin_t", 3.0);
     }
 }
 
