@@ -25,7 +25,8 @@ pub struct Course {
     /// The facility's clock, which the ward's routines (early-morning
     /// bloods, late-morning rounds) follow.
     pub clock: Facility,
-    /// The patient's age on admission, and their chronic conditions.
+    /// The patient's age on admission (so every note of a stay, whichever
+    /// day it is written, says the same), and their chronic conditions.
     pub age: u32,
     pub conditions: Conditions,
 }

@@ -26,7 +26,6 @@ pub struct Chart<'a> {
     pub patient: u64,
     pub scenario: &'a Scenario,
     pub complaint: &'a str,
-    pub age: u32,
     pub sex: Sex,
     pub disposition: Disposition,
     pub course: &'a Course,
@@ -283,17 +282,17 @@ fn clinic_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {
     let opening = match rng.random_range(0..3u32) {
         0 => format!(
             "{}-year-old {} seen in {dept} for {cc}.",
-            chart.age,
+            chart.course.age,
             sex_word(chart.sex)
         ),
         1 => format!(
             "{dept} visit: {cc}. {} y/o {}.",
-            chart.age,
+            chart.course.age,
             sex_word(chart.sex)
         ),
         _ => format!(
             "Patient ({}, {}) presents to {dept} for {cc}.",
-            chart.age,
+            chart.course.age,
             sex_word(chart.sex)
         ),
     };
@@ -343,15 +342,15 @@ fn triage_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {
     match rng.random_range(0..3u32) {
         0 => format!(
             "{}-year-old {sex} presenting with {cc}. Triage vitals: {vitals}. NEWS2 {score}, ESI {esi}.",
-            chart.age
+            chart.course.age
         ),
         1 => format!(
             "Pt is a {} y/o {sex} arriving with {cc}. Initial vitals {vitals}. ESI level {esi} (NEWS2 {score}).",
-            chart.age
+            chart.course.age
         ),
         _ => format!(
             "Chief complaint: {cc}. Age {}, {sex}. Vitals at triage: {vitals}. Assigned ESI {esi}; NEWS2 {score}.",
-            chart.age
+            chart.course.age
         ),
     }
 }
@@ -418,7 +417,7 @@ fn admission_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>, at: i64) -> String {
         rng,
         &chart.scenario.name,
         chart.complaint,
-        chart.age,
+        chart.course.age,
         chart.sex,
         chart.patient,
         chart.course.conditions,

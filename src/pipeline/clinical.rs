@@ -459,9 +459,6 @@ fn rows_until(
         patient: patient.number,
         scenario,
         complaint: &scenario.chief_complaints[e.complaint],
-        // As of admission, so the notes read the same whichever day of the
-        // stay they are generated on.
-        age: patient.age_on(e.admit.date()),
         sex: patient.sex,
         disposition: e.disposition,
         course: &course,
