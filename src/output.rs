@@ -354,6 +354,9 @@ impl Fields for CsvLine<'_> {
     fn null(&mut self) {
         self.separate();
     }
+    fn boolean(&mut self, value: bool) {
+        self.code(if value { "true" } else { "false" });
+    }
 }
 
 /// A JSON object's members, keys from the schema in order. Text is escaped
@@ -440,6 +443,10 @@ impl Fields for JsonLine<'_> {
     }
     fn null(&mut self) {
         self.key().extend_from_slice(b"null");
+    }
+    fn boolean(&mut self, value: bool) {
+        let out = self.key();
+        out.extend_from_slice(if value { b"true" } else { b"false" });
     }
 }
 

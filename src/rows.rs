@@ -35,6 +35,8 @@ pub trait Fields {
     fn date(&mut self, date: NaiveDate);
     /// No value: an empty CSV field, a JSON `null`.
     fn null(&mut self);
+    /// `true` or `false` (a JSON boolean).
+    fn boolean(&mut self, value: bool);
 }
 
 /// Something that writes itself as one line of a file, column by column.
@@ -300,6 +302,8 @@ pub struct NoteRow {
     pub authored_at: i64,
     pub author_role: AuthorRole,
     pub text: String,
+    /// False for a note that copies forward an earlier day's values.
+    pub grounded: bool,
 }
 
 impl Row for NoteRow {
@@ -315,5 +319,6 @@ impl Encode for NoteRow {
         f.timestamp(self.authored_at);
         f.code(self.author_role.as_str());
         f.text(&self.text);
+        f.boolean(self.grounded);
     }
 }

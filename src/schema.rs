@@ -282,6 +282,9 @@ mod tests {
             fn null(&mut self) {
                 self.0 += 1;
             }
+            fn boolean(&mut self, _: bool) {
+                self.0 += 1;
+            }
         }
         fn columns<R: Row>(row: &R) -> (Dataset, usize) {
             let mut count = Count(0);
@@ -351,11 +354,18 @@ mod tests {
                 authored_at: 0,
                 author_role: AuthorRole::TriageNurse,
                 text: String::new(),
+                grounded: true,
             }),
         ];
         for (d, count) in counted {
             assert_eq!(count, crate::schema::header(d).len(), "{}", d.name());
-            assert_eq!(contract(d).version, "2.0.0", "{}", d.name());
+            // Notes went to 3.0.0 when they gained `grounded`.
+            let expected = if d == Dataset::Notes {
+                "3.0.0"
+            } else {
+                "2.0.0"
+            };
+            assert_eq!(contract(d).version, expected, "{}", d.name());
         }
     }
 

@@ -47,10 +47,11 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>, until: i64) -> Vec<NoteRo
                    note_type,
                    author_role,
                    authored_at: i64,
-                   text: &dyn Fn(&mut ChaCha8Rng) -> String| {
+                   text: &dyn Fn(&mut ChaCha8Rng) -> (String, bool)| {
         if authored_at >= until {
             return false;
         }
+        let (text, grounded) = text(rng);
         notes.push(NoteRow {
             encounter: chart.encounter,
             patient: chart.patient,
@@ -58,10 +59,13 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>, until: i64) -> Vec<NoteRo
             note_type,
             author_role,
             authored_at,
-            text: text(rng),
+            text,
+            grounded,
         });
         true
     };
+    // Every note but a copied-forward progress note states the latest values.
+    let fresh = |text: String| (text, true);
     let (admit, discharge) = (chart.course.admit(), chart.course.discharge());
     match chart.scenario.encounter_type {
         EncounterType::Outpatient => {
@@ -69,7 +73,7 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>, until: i64) -> Vec<NoteRo
                 .choose(&mut rng)
                 .unwrap_or(&AuthorRole::Physician);
             add(&mut rng, NoteType::ClinicNote, author, discharge, &|rng| {
-                clinic_note(rng, chart)
+                fresh(clinic_note(rng, chart))
             });
         }
         EncounterType::Emergency => {
@@ -80,14 +84,14 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>, until: i64) -> Vec<NoteRo
                 NoteType::Triage,
                 AuthorRole::TriageNurse,
                 triage_at,
-                &|rng| triage_note(rng, chart),
+                &|rng| fresh(triage_note(rng, chart)),
             ) {
                 add(
                     &mut rng,
                     NoteType::EdDisposition,
                     AuthorRole::EmergencyPhysician,
                     discharge,
-                    &|rng| ed_disposition_note(rng, chart),
+                    &|rng| fresh(ed_disposition_note(rng, chart)),
                 );
             }
         }
@@ -98,7 +102,7 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>, until: i64) -> Vec<NoteRo
                 NoteType::AdmissionNote,
                 AuthorRole::Hospitalist,
                 at,
-                &|rng| admission_note(rng, chart, at),
+                &|rng| fresh(admission_note(rng, chart, at)),
             ) {
                 return notes;
             }
@@ -129,7 +133,7 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>, until: i64) -> Vec<NoteRo
                 NoteType::DischargeSummary,
                 AuthorRole::Hospitalist,
                 discharge,
-                &|rng| discharge_summary(rng, chart),
+                &|rng| fresh(discharge_summary(rng, chart)),
             );
         }
     }
@@ -427,7 +431,13 @@ fn admission_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>, at: i64) -> String {
     note
 }
 
-fn progress_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>, at: i64, day: i64) -> String {
+/// Share of progress notes (after the first) that copy forward the day
+/// before's vital signs instead of the latest, as busy charting does.
+const COPY_FORWARD_SHARE: f64 = 0.055;
+
+/// A progress note, and whether it states the latest values (false: it
+/// copied the vitals of the day before forward).
+fn progress_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>, at: i64, day: i64) -> (String, bool) {
     // The physician's impression: what the vitals show against the day
     // before, read with a clinician's noise, not what the outcome will be.
     let now = vitals_at(chart, at).map_or(0, news2_of);
@@ -451,14 +461,21 @@ fn progress_note(rng: &mut ChaCha8Rng, chart: &Chart<'_>, at: i64, day: i64) -> 
     .choose(rng)
     .copied()
     .unwrap_or("");
-    let vitals = vitals_at(chart, at).map(vitals_phrase).unwrap_or_default();
+    let copied = day > 1 && rng.random_bool(COPY_FORWARD_SHARE);
+    let shown = if copied {
+        vitals_at(chart, at - 86_400)
+    } else {
+        vitals_at(chart, at)
+    };
+    let vitals = shown.map(vitals_phrase).unwrap_or_default();
     let since = at - 30 * 3600;
     let recent: Vec<&LabRow> = labs_known_at(chart, at)
         .into_iter()
         .filter(|r| r.collected_at >= since)
         .collect();
     let labs = labs_sentence(rng, &recent);
-    format!("Hospital day {}. {status} Vitals: {vitals}.{labs}", day + 1)
+    let text = format!("Hospital day {}. {status} Vitals: {vitals}.{labs}", day + 1);
+    (text, !copied)
 }
 
 fn discharge_summary(rng: &mut ChaCha8Rng, chart: &Chart<'_>) -> String {

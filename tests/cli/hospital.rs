@@ -769,3 +769,53 @@ fn notes_read_like_notes_and_do_not_give_the_outcome_away() {
     let auc = auroc(&scores);
     assert!(auc <= 0.9, "AUROC of worse wording for death: {auc:.3}");
 }
+
+#[test]
+fn copied_forward_notes_are_labelled_and_the_labels_are_true() {
+    let feed = fortnight();
+    let sets = feed.vitals_of();
+    let progress: Vec<&serde_json::Value> = feed
+        .notes
+        .iter()
+        .filter(|n| n["note_type"] == "progress")
+        .collect();
+    let copied = progress.iter().filter(|n| n["grounded"] == false).count();
+    let share = copied as f64 / progress.len() as f64;
+    assert!((0.02..=0.05).contains(&share), "copied forward: {share:.3}");
+    assert!(
+        feed.notes
+            .iter()
+            .filter(|n| n["note_type"] != "progress")
+            .all(|n| n["grounded"] == true),
+        "only progress notes copy forward"
+    );
+    // The heart rate a note states is the latest charted at its time, or,
+    // copied forward, the latest a day before.
+    let mut checked = 0;
+    for n in progress {
+        let text = n["text"].as_str().unwrap();
+        let Some(stated) = text
+            .split("Vitals: HR ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+        else {
+            continue;
+        };
+        let at = utc(n["authored_at"].as_str().unwrap());
+        let as_of = if n["grounded"] == true {
+            at
+        } else {
+            at - chrono::Duration::days(1)
+        };
+        // A stay the feed began with charted its first sets before it.
+        let Some(latest) = sets
+            .get(n["encounter_id"].as_str().unwrap())
+            .and_then(|list| list.iter().rev().find(|v| utc(&v["measured_at"]) <= as_of))
+        else {
+            continue;
+        };
+        assert_eq!(latest["heart_rate"], stated, "{text}");
+        checked += 1;
+    }
+    assert!(checked > 1_000, "{checked} progress notes checked");
+}
