@@ -109,13 +109,25 @@ impl Encode for MasterRow<'_> {
         let p = self.0;
         p.encode_master(f);
         f.uint(Some(u64::from(p.propensity)));
-        f.code(&p.conditions.to_list());
-        let visits: Vec<String> = p
-            .last_visits
-            .iter()
-            .map(|(scenario, date)| format!("{scenario}:{date}"))
-            .collect();
-        f.text(&visits.join(";"));
+        // Most patients have neither: no allocation for them (the master is
+        // rewritten whole every day).
+        if p.conditions == Conditions::default() {
+            f.code("");
+        } else {
+            f.code(&p.conditions.to_list());
+        }
+        if p.last_visits.is_empty() {
+            f.text("");
+        } else {
+            use std::fmt::Write;
+            let mut visits = String::with_capacity(32 * p.last_visits.len());
+            for (i, (scenario, date)) in p.last_visits.iter().enumerate() {
+                let separator = if i == 0 { "" } else { ";" };
+                // Writing into a String cannot fail.
+                let _ = write!(visits, "{separator}{scenario}:{date}");
+            }
+            f.text(&visits);
+        }
         match p.ed_return_at {
             Some(at) => f.timestamp(at),
             None => f.null(),
