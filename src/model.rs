@@ -392,6 +392,7 @@ pub enum NoteType {
     EdDisposition,
     AdmissionNote,
     Progress,
+    NursingNote,
     DischargeSummary,
 }
 
@@ -410,6 +411,7 @@ pub enum AuthorRole {
     TriageNurse,
     EmergencyPhysician,
     Hospitalist,
+    RegisteredNurse,
 }
 
 impl AuthorRole {

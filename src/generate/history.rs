@@ -1,59 +1,62 @@
-//! A patient's history as the notes tell it: medications for their chronic
-//! conditions, allergies, social and family history, and the story,
-//! review of systems, examination and plan of an admission. A patient's own
-//! facts (medications, occupation, smoking) are a function of the patient,
-//! so every note of every encounter tells the same ones; how each note
-//! words them is drawn from the note's own stream.
+//! A patient's history as the notes tell it: the chronic conditions datagen
+//! models, worded the way their chart words them, the other problems and
+//! operations of a life, medications, allergies, and social and family
+//! history. A patient's facts are a function of the patient's number, so
+//! every note of every encounter tells the same ones; how a note words its
+//! sentences around them is drawn from the note's own stream.
 //!
 //! Nothing here states a vital sign or a lab value: those come only from the
 //! structured rows (see [`super::notes`]).
 
-use rand::RngExt;
-use rand::rngs::ChaCha8Rng;
-use rand::seq::IndexedRandom;
+use std::sync::LazyLock;
 
+use rand::rngs::ChaCha8Rng;
+
+use super::grammar::GRAMMAR;
 use crate::model::{Condition, Conditions, Sex};
+
+/// A number mixed from the patient's and a purpose, for the picks that must
+/// stay the same for that patient.
+fn key(patient: u64, purpose: u64) -> u64 {
+    // SplitMix64's finalizer: neighbouring patients and purposes land far
+    // apart, so two picks for one patient are not correlated.
+    let mut z = patient ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
 
 /// Picks from `bank` by the patient's number and a purpose, so the same
 /// patient always gets the same item.
 fn own<'a>(patient: u64, purpose: u64, bank: &'a [&'a str]) -> &'a str {
-    let mixed = patient
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .rotate_left(17)
-        .wrapping_add(purpose.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    bank[(mixed % bank.len() as u64) as usize]
-}
-
-fn any<'a>(rng: &mut ChaCha8Rng, bank: &'a [&'a str]) -> &'a str {
-    bank.choose(rng).copied().unwrap_or("")
-}
-
-/// A condition as a problem-list entry.
-pub fn condition_name(c: Condition) -> &'static str {
-    match c {
-        Condition::Hypertension => "Essential hypertension",
-        Condition::Diabetes => "Type 2 diabetes mellitus",
-        Condition::Ckd => "Chronic kidney disease, stage 3",
-        Condition::Copd => "Chronic obstructive pulmonary disease",
-        Condition::HeartFailure => "Heart failure with reduced ejection fraction",
-        Condition::Anaemia => "Chronic anaemia",
-    }
+    bank[(key(patient, purpose) % bank.len() as u64) as usize]
 }
 
 fn medications_for(c: Condition) -> &'static [&'static [&'static str]] {
     match c {
         Condition::Hypertension => &[
             &[
+                "lisinopril 5 mg daily",
                 "lisinopril 10 mg daily",
                 "lisinopril 20 mg daily",
+                "lisinopril 40 mg daily",
+                "losartan 25 mg daily",
                 "losartan 50 mg daily",
                 "losartan 100 mg daily",
+                "valsartan 160 mg daily",
+                "olmesartan 20 mg daily",
+                "ramipril 5 mg daily",
             ],
             &[
+                "amlodipine 2.5 mg daily",
                 "amlodipine 5 mg daily",
                 "amlodipine 10 mg daily",
+                "hydrochlorothiazide 12.5 mg daily",
                 "hydrochlorothiazide 25 mg daily",
                 "chlorthalidone 12.5 mg daily",
+                "chlorthalidone 25 mg daily",
+                "nifedipine ER 30 mg daily",
+                "indapamide 1.25 mg daily",
             ],
         ],
         Condition::Diabetes => &[
@@ -150,981 +153,227 @@ pub fn medications(patient: u64, conditions: Conditions) -> Vec<&'static str> {
     meds
 }
 
-const OCCUPATIONS: &[&str] = &[
-    "retired schoolteacher",
-    "retired machinist",
-    "nurse's aide",
-    "accountant",
-    "electrician",
-    "bus driver",
-    "software engineer",
-    "line cook",
-    "retired postal worker",
-    "warehouse associate",
-    "home health aide",
-    "carpenter",
-    "graduate student",
-    "retired firefighter",
-    "hairdresser",
-    "paralegal",
-    "plumber",
-    "retail manager",
-    "landscaper",
-    "pharmacist",
-    "truck driver",
-    "librarian",
-    "custodian",
-    "dental hygienist",
-    "retired engineer",
-    "barista",
-    "real estate agent",
-    "security guard",
-    "college professor",
-    "cashier",
-    "fisherman",
-    "mechanic",
-    "social worker",
-    "bookkeeper",
-    "construction laborer",
-    "retired nurse",
-    "childcare worker",
-    "restaurant owner",
-    "insurance adjuster",
-    "retired police officer",
-    "painter",
-    "laboratory technician",
-    "delivery driver",
-    "homemaker",
-    "musician",
-    "physical therapist",
-    "welder",
-    "administrative assistant",
-    "retired banker",
-    "roofer",
-    "court clerk",
-    "teacher's aide",
-];
-
-const TOWNS: &[&str] = &[
-    "Worcester",
-    "Springfield",
-    "Lowell",
-    "Cambridge",
-    "Brockton",
-    "Quincy",
-    "Lynn",
-    "New Bedford",
-    "Fall River",
-    "Newton",
-    "Somerville",
-    "Lawrence",
-    "Framingham",
-    "Haverhill",
-    "Waltham",
-    "Malden",
-    "Medford",
-    "Taunton",
-    "Chicopee",
-    "Weymouth",
-    "Revere",
-    "Peabody",
-    "Methuen",
-    "Barnstable",
-    "Pittsfield",
-    "Attleboro",
-    "Arlington",
-    "Everett",
-    "Salem",
-    "Westfield",
-    "Leominster",
-    "Fitchburg",
-    "Beverly",
-    "Holyoke",
-    "Marlborough",
-    "Woburn",
-    "Chelsea",
-    "Braintree",
-    "Shrewsbury",
-    "Dartmouth",
-];
-
-const HOUSEHOLDS: &[&str] = &[
-    "lives with spouse in",
-    "lives alone in an apartment in",
-    "lives with daughter in",
-    "lives with son and his family in",
-    "lives with partner in",
-    "lives in an assisted-living facility in",
-    "lives with two roommates in",
-    "lives with husband in",
-    "lives with wife in",
-    "lives with a sibling in",
-    "lives in a senior apartment complex in",
-];
-
-const SMOKING: &[&str] = &[
-    "never smoker",
-    "never smoker",
-    "never smoker",
-    "former smoker, quit over ten years ago",
-    "former smoker with a remote history",
-    "current smoker, about half a pack per day",
-    "current smoker, one pack per day",
-    "occasional cigar use",
-    "vapes nicotine daily",
-];
-
-const ALCOHOL: &[&str] = &[
-    "drinks socially",
-    "denies alcohol use",
-    "one to two glasses of wine per week",
-    "drinks two to three beers on weekends",
-    "no alcohol for several years",
-    "rare alcohol use",
-];
-
-const FAMILY: &[&str] = &[
-    "Father with coronary artery disease in his sixties.",
-    "Mother with type 2 diabetes.",
-    "Mother with breast cancer.",
-    "Father died of a stroke.",
-    "Sister with hypothyroidism.",
-    "Brother with hypertension.",
-    "Mother with rheumatoid arthritis.",
-    "Father with colon cancer.",
-    "Maternal grandmother with dementia.",
-    "Both parents with hypertension.",
-    "Father with COPD.",
-    "Paternal uncle with sudden cardiac death.",
-    "Daughter with asthma.",
-];
-
-const ALLERGIES: &[&str] = &[
-    "No known drug allergies.",
-    "No known drug allergies.",
-    "No known drug allergies.",
-    "Penicillin (rash).",
-    "Sulfa drugs (hives).",
-    "Codeine (nausea).",
-    "Lisinopril (cough).",
-    "Iodinated contrast (itching).",
-    "Latex.",
-    "Morphine (pruritus).",
-    "Shellfish.",
-];
-
-/// What brings a patient in, by scenario: story fragments, review-of-systems
-/// positives, exam findings, and plan lines.
-struct Story {
-    onset: &'static [&'static str],
-    symptoms: &'static [&'static str],
-    positives: &'static [&'static str],
-    exam: &'static [&'static str],
-    assessment: &'static [&'static str],
-    plan: &'static [&'static str],
+/// One problem of a patient's past beyond the modelled conditions, and the
+/// medication it brings, if any (`notes.grammar`, `@other_history`).
+struct OtherProblem {
+    problem: &'static str,
+    medication: Option<&'static str>,
 }
 
-fn story(scenario: &str) -> Story {
-    match scenario {
-        "pneumonia_admission" => Story {
-            onset: &[
-                "three days",
-                "four days",
-                "about a week",
-                "five days",
-                "two days",
-            ],
-            symptoms: &[
-                "productive cough with yellow-green sputum",
-                "fevers and chills at home",
-                "pleuritic chest pain on the right",
-                "progressive shortness of breath on exertion",
-                "fatigue and poor appetite",
-                "night sweats",
-                "rusty sputum",
-                "myalgias",
-                "shaking chills overnight",
-            ],
-            positives: &[
-                "cough",
-                "fever",
-                "dyspnea",
-                "fatigue",
-                "decreased appetite",
-                "chills",
-            ],
-            exam: &[
-                "crackles at the right base",
-                "bronchial breath sounds over the left lower lobe",
-                "dullness to percussion at the right base",
-                "scattered rhonchi bilaterally",
-                "egophony over the right lower zone",
-                "decreased air entry at the left base",
-            ],
-            assessment: &[
-                "Community-acquired pneumonia",
-                "Lobar pneumonia",
-                "Pneumonia with hypoxemia",
-            ],
-            plan: &[
-                "Ceftriaxone and azithromycin; reassess at 48 hours.",
-                "Sputum and blood cultures sent before antibiotics.",
-                "Chest X-ray reviewed: consolidation as described.",
-                "Titrate supplemental oxygen to saturation of 92 to 96 percent.",
-                "Incentive spirometry and early mobilization.",
-                "Pneumococcal and influenza vaccination status to be reviewed before discharge.",
-                "Encourage oral fluids; monitor intake and output.",
-            ],
-        },
-        "heart_failure_exacerbation" => Story {
-            onset: &["a week", "ten days", "two weeks", "five days"],
-            symptoms: &[
-                "worsening dyspnea on exertion",
-                "orthopnea requiring three pillows",
-                "paroxysmal nocturnal dyspnea",
-                "increasing bilateral leg swelling",
-                "weight gain of several pounds",
-                "abdominal bloating",
-                "reduced exercise tolerance",
-                "dietary indiscretion over the holidays",
-                "missed diuretic doses",
-            ],
-            positives: &["dyspnea", "orthopnea", "edema", "weight gain", "fatigue"],
-            exam: &[
-                "jugular venous distension to the angle of the jaw",
-                "bibasilar crackles",
-                "pitting edema to the knees",
-                "an S3 gallop",
-                "hepatojugular reflux",
-                "cool extremities with sluggish capillary refill",
-            ],
-            assessment: &[
-                "Acute on chronic systolic heart failure",
-                "Decompensated heart failure, volume overloaded",
-                "Heart failure exacerbation",
-            ],
-            plan: &[
-                "Intravenous furosemide with strict intake and output.",
-                "Daily weights and a fluid restriction of 1.5 liters.",
-                "Low-sodium diet; dietitian consult.",
-                "Echocardiogram if none in the past year.",
-                "Continue beta blocker unless hypotensive.",
-                "Monitor potassium and creatinine daily during diuresis.",
-                "Heart failure education before discharge.",
-            ],
-        },
-        "sepsis_icu" => Story {
-            onset: &["one day", "two days", "since last night", "about 36 hours"],
-            symptoms: &[
-                "fevers and rigors",
-                "new confusion noted by family",
-                "burning on urination",
-                "decreased urine output",
-                "generalized weakness",
-                "lightheadedness on standing",
-                "poor oral intake",
-                "vomiting",
-            ],
-            positives: &[
-                "fever",
-                "confusion",
-                "dysuria",
-                "weakness",
-                "reduced urine output",
-            ],
-            exam: &[
-                "ill-appearing and diaphoretic",
-                "dry mucous membranes",
-                "suprapubic tenderness",
-                "warm peripheries",
-                "mottling over the knees",
-                "flank tenderness on the right",
-                "delayed capillary refill",
-            ],
-            assessment: &[
-                "Sepsis, likely urinary source",
-                "Septic shock",
-                "Sepsis of unclear source",
-            ],
-            plan: &[
-                "Broad-spectrum antibiotics given within the first hour.",
-                "Blood and urine cultures obtained.",
-                "Crystalloid resuscitation, 30 mL/kg.",
-                "Norepinephrine for a mean arterial pressure goal of 65.",
-                "Trend lactate until clearing.",
-                "Source control: imaging of the abdomen and renal tract.",
-                "Arterial line and central venous access.",
-                "Stress ulcer and venous thromboembolism prophylaxis.",
-            ],
-        },
-        "postoperative_recovery" => Story {
-            onset: &["the day of surgery"],
-            symptoms: &[
-                "incisional pain controlled with oral analgesia",
-                "mild nausea after anesthesia",
-                "ambulating with assistance",
-                "tolerating sips of clear liquids",
-                "no flatus yet",
-                "voiding without difficulty",
-            ],
-            positives: &["incisional pain", "nausea"],
-            exam: &[
-                "clean, dry and intact dressing",
-                "mildly tender around the incision",
-                "soft abdomen with hypoactive bowel sounds",
-                "calves soft and non-tender",
-                "distal pulses intact",
-                "no erythema at the surgical site",
-            ],
-            assessment: &[
-                "Status post elective surgery, expected recovery",
-                "Postoperative day course, uncomplicated",
-            ],
-            plan: &[
-                "Multimodal analgesia; minimize opioids.",
-                "Enoxaparin for thromboprophylaxis.",
-                "Physical therapy evaluation today.",
-                "Advance diet as tolerated.",
-                "Remove urinary catheter on postoperative day one.",
-                "Wound check daily.",
-            ],
-        },
-        _ => Story {
-            onset: &["a day", "two days", "several days"],
-            symptoms: &["generalized malaise", "fatigue", "poor appetite"],
-            positives: &["fatigue"],
-            exam: &["no acute distress", "alert and oriented"],
-            assessment: &["Acute illness requiring admission"],
-            plan: &[
-                "Supportive care and monitoring.",
-                "Reassess in the morning.",
-            ],
-        },
+static OTHER_HISTORY: LazyLock<Vec<OtherProblem>> = LazyLock::new(|| {
+    GRAMMAR
+        .plain("other_history")
+        .into_iter()
+        .filter_map(|line| {
+            let (problem, medication) = line.split_once(" ~ ")?;
+            let medication = medication.trim();
+            Some(OtherProblem {
+                problem: problem.trim(),
+                medication: (medication != "-").then_some(medication),
+            })
+        })
+        .collect()
+});
+
+/// Words a problem of one sex only contains.
+fn fits(sex: Sex, problem: &str) -> bool {
+    let male_only = ["prostat"];
+    let female_only = ["breast", "cesarean", "hysterectomy", "tubal", "ovarian"];
+    match sex {
+        Sex::Female => !male_only.iter().any(|w| problem.contains(w)),
+        Sex::Male => !female_only.iter().any(|w| problem.contains(w)),
+        Sex::Other | Sex::Unknown => true,
     }
 }
 
-const NEGATIVES: &[&str] = &[
-    "headache",
-    "visual changes",
-    "sore throat",
-    "hemoptysis",
-    "palpitations",
-    "syncope",
-    "abdominal pain",
-    "melena",
-    "hematochezia",
-    "diarrhea",
-    "constipation",
-    "hematuria",
-    "rash",
-    "joint swelling",
-    "focal weakness",
-    "numbness",
-    "weight loss",
-    "calf pain",
-    "neck stiffness",
-    "photophobia",
-];
+/// What a patient's chart says about them before this encounter.
+pub struct History {
+    /// The modelled conditions as the chart words them, with the year each
+    /// was diagnosed, then the patient's other problems.
+    pub problems: Vec<String>,
+    /// The same, without years, for a sentence ("a history of ...").
+    pub problems_short: Vec<String>,
+    pub medications: Vec<&'static str>,
+    pub surgeries: Vec<String>,
+}
 
-const NORMAL_EXAM: &[(&str, &[&str])] = &[
-    (
-        "General",
-        &[
-            "alert, oriented, in no acute distress",
-            "awake and conversant",
-            "comfortable at rest",
-            "pleasant and cooperative",
-        ],
-    ),
-    (
-        "HEENT",
-        &[
-            "pupils equal and reactive, oropharynx clear",
-            "moist mucous membranes, no lymphadenopathy",
-            "anicteric sclerae",
-        ],
-    ),
-    (
-        "Cardiovascular",
-        &[
-            "regular rate and rhythm, no murmurs",
-            "normal S1 and S2, no rubs or gallops",
-            "regular rhythm, soft systolic murmur at the apex",
-        ],
-    ),
-    (
-        "Respiratory",
-        &[
-            "clear to auscultation bilaterally",
-            "good air entry throughout",
-            "no wheezes or crackles",
-        ],
-    ),
-    (
-        "Abdomen",
-        &[
-            "soft, non-tender, non-distended",
-            "bowel sounds present, no organomegaly",
-            "soft with mild epigastric tenderness",
-        ],
-    ),
-    (
-        "Extremities",
-        &[
-            "warm and well perfused, no edema",
-            "no calf tenderness",
-            "trace ankle edema bilaterally",
-        ],
-    ),
-    (
-        "Neurological",
-        &[
-            "grossly non-focal",
-            "cranial nerves intact, moving all limbs",
-            "strength symmetric throughout",
-        ],
-    ),
-];
+impl History {
+    /// `year` is the calendar year the note is written in.
+    pub fn of(patient: u64, sex: Sex, age: u32, conditions: Conditions, year: i32) -> History {
+        let plain =
+            |purpose: u64, bank: &str| GRAMMAR.own_plain(key(patient, purpose), bank).to_string();
+        let mut problems = Vec::new();
+        let mut problems_short = Vec::new();
+        let adult_years = age.saturating_sub(18).clamp(1, 30);
+        for (i, c) in conditions.iter().enumerate() {
+            let name = plain(20 + i as u64, &format!("condition.{}", c.as_str()));
+            let years_ago = 1 + key(patient, 40 + i as u64) % u64::from(adult_years);
+            problems.push(format!(
+                "{name}, diagnosed {}",
+                i64::from(year) - years_ago as i64
+            ));
+            problems_short.push(name);
+        }
+        let mut medications = medications(patient, conditions);
+        let others = &*OTHER_HISTORY;
+        // Half the patients have none; older patients more.
+        let count = (key(patient, 60) % 4) as u32 * u32::from(age >= 30) + u32::from(age >= 65);
+        for j in 0..u64::from(count.min(3)) {
+            let other = &others[(key(patient, 61 + j) % others.len() as u64) as usize];
+            if !fits(sex, other.problem) || problems_short.iter().any(|p| p == other.problem) {
+                continue;
+            }
+            let years_ago = key(patient, 90 + j) % u64::from(adult_years.max(2)) + 1;
+            problems.push(format!(
+                "{}, since {}",
+                other.problem,
+                i64::from(year) - years_ago as i64
+            ));
+            problems_short.push(other.problem.to_string());
+            if let Some(med) = other.medication {
+                let drug = med.split(' ').next().unwrap_or(med);
+                if !medications.iter().any(|m| m.starts_with(drug)) {
+                    medications.push(med);
+                }
+            }
+        }
+        // Supplements and over-the-counter medicines, for some.
+        for j in 0..(key(patient, 80) % 5).saturating_sub(2) {
+            let supplement = GRAMMAR.own_plain(key(patient, 81 + j), "supplement");
+            if !supplement.is_empty() && !medications.contains(&supplement) {
+                medications.push(supplement);
+            }
+        }
+        let mut surgeries = Vec::new();
+        for j in 0..(key(patient, 70) % 3) {
+            let surgery = plain(71 + j, "surgery");
+            if fits(sex, &surgery) && !surgeries.contains(&surgery) {
+                surgeries.push(surgery);
+            }
+        }
+        History {
+            problems,
+            problems_short,
+            medications,
+            surgeries,
+        }
+    }
+
+    /// "a history of hypertension, COPD and gout", or "no significant PMH".
+    pub fn phrase(&self, rng: &mut ChaCha8Rng) -> String {
+        if self.problems_short.is_empty() {
+            return GRAMMAR.text(rng, "pmh.none", &[]);
+        }
+        let items: Vec<String> = self.problems_short.iter().map(|p| lower_first(p)).collect();
+        format!("a history of {}", sentence_list(&items))
+    }
+
+    /// The medications as the notes list them, "; "-separated.
+    pub fn medication_list(&self) -> String {
+        self.medications.join("; ")
+    }
+}
+
+/// The conditions as a triage nurse or ED physician abbreviates them.
+pub fn short_history(rng: &mut ChaCha8Rng, conditions: Conditions) -> String {
+    let items: Vec<String> = conditions
+        .iter()
+        .map(|c| GRAMMAR.text(rng, &format!("abbrev.{}", c.as_str()), &[]))
+        .collect();
+    if items.is_empty() {
+        GRAMMAR.text(rng, "pmh.none", &[])
+    } else {
+        sentence_list(&items)
+    }
+}
+
+/// A patient's allergies, as a sentence: the same allergy in every note,
+/// "no known allergies" worded as the note's author words it.
+pub fn allergies(rng: &mut ChaCha8Rng, patient: u64, out: &mut String) {
+    match GRAMMAR.own_plain(key(patient, 8), "allergy") {
+        "none" => GRAMMAR.say(rng, "allergy.none", &[], out),
+        allergy => {
+            out.push_str(allergy.trim_end_matches('.'));
+            GRAMMAR.say(rng, "allergy.tail", &[], out);
+            out.push('.');
+        }
+    }
+}
 
 /// The social and family history, as one paragraph.
 pub fn social(rng: &mut ChaCha8Rng, patient: u64) -> String {
-    let mut out = String::with_capacity(200);
+    let own_text = |rng: &mut ChaCha8Rng, purpose: u64, bank: &str, out: &mut String| {
+        GRAMMAR.own(rng, key(patient, purpose), bank, &[], out);
+    };
+    let mut out = String::with_capacity(320);
     out.push_str("Social history: ");
-    out.push_str(own(patient, 1, OCCUPATIONS));
+    own_text(rng, 1, "occupation", &mut out);
     out.push_str("; ");
-    out.push_str(own(patient, 2, HOUSEHOLDS));
+    own_text(rng, 2, "household", &mut out);
     out.push(' ');
-    out.push_str(own(patient, 3, TOWNS));
+    own_text(rng, 3, "town", &mut out);
     out.push_str(". ");
-    let smoking = own(patient, 4, SMOKING);
-    let mut first = smoking.chars();
-    if let Some(c) = first.next() {
-        out.extend(c.to_uppercase());
-        out.push_str(first.as_str());
-    }
+    let start = out.len();
+    own_text(rng, 4, "smoking", &mut out);
+    capitalise_at(&mut out, start);
     out.push_str("; ");
-    out.push_str(own(patient, 5, ALCOHOL));
+    own_text(rng, 5, "alcohol", &mut out);
+    out.push_str("; ");
+    own_text(rng, 10, "drugs", &mut out);
+    out.push_str(". Enjoys ");
+    own_text(rng, 11, "hobby", &mut out);
+    out.push_str("; ");
+    own_text(rng, 12, "support", &mut out);
     out.push_str(". Family history: ");
     if own(patient, 9, &["known", "known", "none"]) == "none" {
-        out.push_str(any(
-            rng,
-            &[
-                "noncontributory.",
-                "no known family history of premature heart disease.",
-                "unknown; adopted.",
-            ],
-        ));
+        GRAMMAR.say(rng, "family.none", &[], &mut out);
     } else {
-        let (first, second) = (own(patient, 6, FAMILY), own(patient, 7, FAMILY));
-        out.push_str(first);
-        if second != first && rng.random_bool(0.4) {
-            out.push(' ');
-            out.push_str(second);
+        // Two relatives' histories in one sentence.
+        let first = GRAMMAR.own_plain(key(patient, 6), "family");
+        let mut second = GRAMMAR.own_plain(key(patient, 7), "family");
+        if second == first {
+            second = GRAMMAR.own_plain(key(patient, 13), "family");
+        }
+        out.push_str(first.trim_end_matches('.'));
+        if second != first {
+            out.push_str("; ");
+            out.push_str(&lower_first(second));
+        } else {
+            out.push('.');
         }
     }
     out.push_str(" Allergies: ");
-    out.push_str(own(patient, 8, ALLERGIES));
+    allergies(rng, patient, &mut out);
     out
 }
 
-fn sentence_list(items: &[&str]) -> String {
+fn capitalise_at(out: &mut String, start: usize) {
+    if let Some(c) = out[start..].chars().next() {
+        let upper: String = c.to_uppercase().collect();
+        out.replace_range(start..start + c.len_utf8(), &upper);
+    }
+}
+
+/// "Hypertension" -> "hypertension", but "COPD" stays.
+pub fn lower_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(first), Some(second)) if first.is_uppercase() && second.is_lowercase() => first
+            .to_lowercase()
+            .chain(s[first.len_utf8()..].chars())
+            .collect(),
+        _ => s.to_string(),
+    }
+}
+
+/// "a, b and c".
+pub fn sentence_list<S: AsRef<str>>(items: &[S]) -> String {
     match items {
         [] => String::new(),
-        [one] => (*one).to_string(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        [one] => one.as_ref().to_string(),
+        [init @ .., last] => {
+            let init: Vec<&str> = init.iter().map(AsRef::as_ref).collect();
+            format!("{} and {}", init.join(", "), last.as_ref())
+        }
     }
-}
-
-/// What the admitting physician writes beyond the numbers: the story, the
-/// past history and medications, the review of systems and the exam; the
-/// assessment and plan and the problem list. `vitals` and `labs` are the
-/// already-written sentences of what was measured.
-#[allow(clippy::too_many_arguments)]
-pub fn admission(
-    rng: &mut ChaCha8Rng,
-    scenario: &str,
-    complaint: &str,
-    age: u32,
-    sex: Sex,
-    patient: u64,
-    conditions: Conditions,
-    vitals: &str,
-    labs: &str,
-) -> String {
-    let story = story(scenario);
-    let mut out = String::with_capacity(2_600);
-    let who = match sex {
-        Sex::Female => "woman",
-        Sex::Male => "man",
-        Sex::Other | Sex::Unknown => "patient",
-    };
-    let history: Vec<&str> = conditions.iter().map(condition_name).collect();
-    let pmh = if history.is_empty() {
-        "no significant past medical history".to_string()
-    } else {
-        format!("a history of {}", sentence_list(&history).to_lowercase())
-    };
-    let symptoms = some_of(rng, story.symptoms, 2, 4);
-    out.push_str(&format!(
-        "HPI: {age}-year-old {who} with {pmh} who presents with {} over {}. Reports {symptoms}. ",
-        complaint.to_lowercase(),
-        any(rng, story.onset),
-    ));
-    out.push_str(any(
-        rng,
-        &[
-            "Came in at the urging of family.",
-            "Presented after symptoms failed to improve at home.",
-            "Was referred in by primary care after a telephone assessment.",
-            "Called an ambulance when symptoms worsened overnight.",
-            "Tried over-the-counter remedies without relief.",
-        ],
-    ));
-    out.push_str("\n\nPast medical history: ");
-    if history.is_empty() {
-        out.push_str("none.");
-    } else {
-        out.push_str(&history.join("; "));
-        out.push('.');
-    }
-    out.push_str("\nMedications: ");
-    let meds = medications(patient, conditions);
-    if meds.is_empty() {
-        out.push_str("no regular medications.");
-    } else {
-        out.push_str(&meds.join("; "));
-        out.push('.');
-    }
-    out.push('\n');
-    out.push_str(&social(rng, patient));
-    out.push_str("\n\nReview of systems: positive for ");
-    out.push_str(&some_of(rng, story.positives, 1, story.positives.len()));
-    out.push_str("; negative for ");
-    out.push_str(&some_of(rng, NEGATIVES, 4, 8));
-    out.push_str(". All other systems reviewed and negative.");
-
-    out.push_str("\n\nExamination: ");
-    out.push_str(vitals);
-    for (system, findings) in NORMAL_EXAM {
-        out.push_str("\n- ");
-        out.push_str(system);
-        out.push_str(": ");
-        out.push_str(any(rng, findings));
-        out.push('.');
-    }
-    out.push_str("\n- Pertinent: ");
-    out.push_str(&some_of(rng, story.exam, 1, 3));
-    out.push('.');
-    out.push_str(labs);
-
-    out.push_str("\n\nAssessment and plan: ");
-    out.push_str(any(rng, story.assessment));
-    out.push_str(any(
-        rng,
-        &[
-            " in a patient with ",
-            " on a background of ",
-            " complicating ",
-        ],
-    ));
-    if history.is_empty() {
-        out.push_str("no chronic illness");
-    } else {
-        out.push_str(&sentence_list(&history).to_lowercase());
-    }
-    out.push('.');
-    for line in some_lines(rng, story.plan, 3, 6) {
-        out.push_str("\n- ");
-        out.push_str(line);
-    }
-    for c in conditions.iter() {
-        out.push_str("\n- ");
-        out.push_str(chronic_plan(rng, c));
-    }
-    out.push_str("\n- Code status: ");
-    out.push_str(any(
-        rng,
-        &[
-            "full code",
-            "full code, confirmed with the patient",
-            "DNR/DNI per goals-of-care discussion",
-            "full code; health care proxy is the spouse",
-        ],
-    ));
-    out.push('.');
-    out.push_str("\n\nProblem list:");
-    let mut problems = vec![any(rng, story.assessment)];
-    problems.extend(history.iter().copied());
-    for (i, problem) in problems.iter().enumerate() {
-        out.push_str(&format!("\n{}. {problem}", i + 1));
-    }
-    out
-}
-
-fn chronic_plan(rng: &mut ChaCha8Rng, c: Condition) -> &'static str {
-    any(
-        rng,
-        match c {
-            Condition::Hypertension => &[
-                "Hypertension: hold antihypertensives if pressure runs low; resume as tolerated.",
-                "Hypertension: continue home regimen, titrate to pressures.",
-            ],
-            Condition::Diabetes => &[
-                "Diabetes: hold metformin while acutely unwell; sliding-scale insulin.",
-                "Diabetes: basal-bolus insulin, fingersticks before meals and at bedtime.",
-            ],
-            Condition::Ckd => &[
-                "CKD: renally dose medications, avoid nephrotoxins and contrast where possible.",
-                "CKD: trend creatinine, avoid NSAIDs.",
-            ],
-            Condition::Copd => &[
-                "COPD: continue inhalers, nebulizers as needed.",
-                "COPD: target saturation 88 to 92 percent, inhaled bronchodilators.",
-            ],
-            Condition::HeartFailure => &[
-                "Heart failure: daily weights, careful fluid balance.",
-                "Heart failure: continue guideline-directed therapy as pressure allows.",
-            ],
-            Condition::Anaemia => &[
-                "Anaemia: iron studies, transfuse for haemoglobin below 7.",
-                "Anaemia: chronic and stable, continue iron supplementation.",
-            ],
-        },
-    )
-}
-
-/// Between `at_least` and `at_most` of `bank`'s items, in a random order,
-/// as a list ("a, b and c").
-fn some_of(rng: &mut ChaCha8Rng, bank: &[&str], at_least: usize, at_most: usize) -> String {
-    sentence_list(&some_lines(rng, bank, at_least, at_most))
-}
-
-/// Between `at_least` and `at_most` of `bank`'s lines, in a random order.
-fn some_lines<'a>(
-    rng: &mut ChaCha8Rng,
-    bank: &[&'a str],
-    at_least: usize,
-    at_most: usize,
-) -> Vec<&'a str> {
-    use rand::seq::SliceRandom;
-    let mut items: Vec<&str> = bank.to_vec();
-    items.shuffle(rng);
-    let most = at_most.min(items.len()).max(at_least.min(items.len()));
-    let count = rng.random_range(at_least.min(most)..=most);
-    items.truncate(count);
-    items
-}
-
-/// A summary's diagnoses: the principal one and the chronic ones.
-fn diagnoses(
-    rng: &mut ChaCha8Rng,
-    out: &mut String,
-    story: &Story,
-    label: &str,
-    conditions: Conditions,
-) {
-    out.push_str(label);
-    out.push_str(any(rng, story.assessment));
-    out.push_str(".\nSecondary diagnoses: ");
-    let history: Vec<&str> = conditions.iter().map(condition_name).collect();
-    if history.is_empty() {
-        out.push_str("none.");
-    } else {
-        out.push_str(&history.join("; "));
-        out.push('.');
-    }
-}
-
-/// The discharge summary's narrative beyond the numbers: the course, the
-/// medications to go home on, and the follow-up.
-#[allow(clippy::too_many_arguments)]
-pub fn discharge(
-    rng: &mut ChaCha8Rng,
-    scenario: &str,
-    complaint: &str,
-    patient: u64,
-    conditions: Conditions,
-    days: f64,
-    disposition: &str,
-    results: &str,
-    last_vitals: &str,
-) -> String {
-    let story = story(scenario);
-    let mut out = String::with_capacity(2_200);
-    diagnoses(rng, &mut out, &story, "Discharge diagnosis: ", conditions);
-    out.push_str(&format!(
-        "\n\nPresentation: admitted with {} for a stay of {days:.1} days. {}",
-        complaint.to_lowercase(),
-        any(
-            rng,
-            &[
-                "Symptoms had been building at home before presentation.",
-                "Referred from the emergency department after initial stabilization.",
-                "Presented with the complaint above and was admitted for treatment and monitoring.",
-            ]
-        )
-    ));
-    out.push_str(&format!(
-        " On admission the patient reported {}.",
-        some_of(rng, story.symptoms, 2, 3)
-    ));
-    out.push_str("\nFunctional status: ");
-    out.push_str(any(
-        rng,
-        &[
-            "independent in activities of daily living before admission and at discharge",
-            "needed help with bathing before admission; unchanged",
-            "walks with a cane at home; assessed by physical therapy as safe for discharge",
-            "deconditioned after the admission; home exercises prescribed",
-            "independent, still working part-time",
-        ],
-    ));
-    out.push('.');
-    out.push_str("\nConsultations: ");
-    out.push_str(any(
-        rng,
-        &[
-            "none",
-            "physical therapy; case management",
-            "nutrition; physical therapy",
-            "infectious diseases",
-            "cardiology",
-            "nephrology for creatinine trend",
-            "social work for discharge planning",
-        ],
-    ));
-    out.push_str(".\nProcedures: ");
-    out.push_str(any(
-        rng,
-        match scenario {
-            "sepsis_icu" => &[
-                "arterial line; central venous catheter",
-                "central venous catheter",
-                "arterial line",
-            ][..],
-            "postoperative_recovery" => &[
-                "the index operation as scheduled",
-                "the index operation; urinary catheter removed on day one",
-            ][..],
-            "heart_failure_exacerbation" => &["transthoracic echocardiogram", "none"][..],
-            _ => &["none", "chest radiograph", "none"][..],
-        },
-    ));
-    out.push('.');
-    out.push_str("\n\nHospital course: ");
-    out.push_str(&some_lines(rng, story.plan, 2, 4).join(" "));
-    out.push(' ');
-    out.push_str(any(
-        rng,
-        &[
-            "Symptoms settled gradually over the admission.",
-            "Course was complicated by a brief period of delirium, which resolved.",
-            "Mobilized with physical therapy and cleared for discharge.",
-            "Oral intake improved and intravenous therapy was stopped.",
-            "Pain was controlled on oral agents by the day of discharge.",
-        ],
-    ));
-    out.push_str(results);
-    out.push_str("\n\nCondition at discharge: ");
-    out.push_str(any(
-        rng,
-        &[
-            "stable",
-            "improved",
-            "ambulating independently",
-            "at functional baseline",
-            "stable, using a walker",
-        ],
-    ));
-    out.push_str(". ");
-    out.push_str(last_vitals);
-    out.push_str("\n\nDischarge medications: ");
-    let mut meds = medications(patient, conditions);
-    meds.extend(match scenario {
-        "pneumonia_admission" => &["amoxicillin-clavulanate to complete a 7-day course"][..],
-        "heart_failure_exacerbation" => &["furosemide at the adjusted dose"][..],
-        "sepsis_icu" => &["oral antibiotics to complete a 10-day course"][..],
-        "postoperative_recovery" => &["acetaminophen as needed", "enoxaparin for two weeks"][..],
-        _ => &[][..],
-    });
-    if meds.is_empty() {
-        out.push_str("none.");
-    } else {
-        out.push_str(&meds.join("; "));
-        out.push('.');
-    }
-    out.push_str("\nDisposition: ");
-    out.push_str(disposition);
-    out.push_str(".\nFollow-up: ");
-    out.push_str(any(
-        rng,
-        &[
-            "primary care within 7 days",
-            "primary care in one to two weeks, with a basic metabolic panel",
-            "the specialty clinic in two weeks",
-            "primary care and the heart failure clinic within a week",
-            "surgical clinic for wound check in ten to fourteen days",
-        ],
-    ));
-    out.push_str(". Return precautions reviewed: ");
-    out.push_str(any(
-        rng,
-        &[
-            "worsening breathlessness, fever, chest pain or confusion",
-            "fever, wound redness, or calf swelling",
-            "weight gain of more than two kilograms in three days, or breathlessness lying flat",
-            "any new or worsening symptoms",
-        ],
-    ));
-    out.push('.');
-    out.push_str("\n\nInstructions: ");
-    out.push_str(any(rng, &[
-        "Resume a regular diet with attention to salt intake. Walk daily as tolerated, increasing gradually.",
-        "Low-sodium diet and daily morning weights, recorded in a log for the clinic visit.",
-        "Keep the wound clean and dry; showering is allowed, no baths or swimming for two weeks.",
-        "Complete the full course of antibiotics even if feeling well; stay well hydrated.",
-        "Use the incentive spirometer ten times an hour while awake for the next week.",
-    ]));
-    out.push(' ');
-    out.push_str(any(
-        rng,
-        &[
-            "No driving while taking opioid pain medicine.",
-            "The patient and family verbalized understanding of the plan.",
-            "Written instructions were provided and reviewed with teach-back.",
-            "Medication changes were reconciled with the outpatient pharmacy.",
-        ],
-    ));
-    out.push_str("\nDiet: ");
-    out.push_str(any(
-        rng,
-        &[
-            "regular",
-            "2 g sodium, 1.5 L fluid restriction",
-            "consistent carbohydrate",
-            "soft diet, advance as tolerated",
-            "heart healthy",
-        ],
-    ));
-    out.push_str(". Activity: ");
-    out.push_str(any(
-        rng,
-        &[
-            "as tolerated",
-            "no lifting over ten pounds for six weeks",
-            "walk three times a day, rest between",
-            "weight bearing as tolerated with a walker",
-        ],
-    ));
-    out.push('.');
-    out.push_str("\nPending at discharge: ");
-    out.push_str(any(
-        rng,
-        &[
-            "none",
-            "final blood culture results",
-            "outpatient echocardiogram",
-            "pathology report",
-        ],
-    ));
-    out.push('.');
-    out
-}
-
-/// The summary of a stay that ended in death: the same diagnoses and
-/// presentation, the course to the end, and what followed.
-#[allow(clippy::too_many_arguments)]
-pub fn death(
-    rng: &mut ChaCha8Rng,
-    scenario: &str,
-    complaint: &str,
-    conditions: Conditions,
-    days: f64,
-    died: &str,
-    results: &str,
-    last_vitals: &str,
-) -> String {
-    let story = story(scenario);
-    let mut out = String::with_capacity(2_000);
-    diagnoses(
-        rng,
-        &mut out,
-        &story,
-        "Death summary.\nPrincipal diagnosis: ",
-        conditions,
-    );
-    out.push_str(&format!(
-        "\n\nPresentation: admitted with {}; the patient died on {died}, after {days:.1} days.",
-        complaint.to_lowercase()
-    ));
-    out.push_str("\n\nHospital course: ");
-    out.push_str(&some_lines(rng, story.plan, 2, 4).join(" "));
-    out.push(' ');
-    out.push_str(any(
-        rng,
-        &[
-            "Despite treatment, pressures fell progressively and vasopressor requirements rose.",
-            "The patient developed worsening hypotension and rising lactate over the final day.",
-            "Renal function declined and urine output fell despite resuscitation.",
-            "Mental status worsened as perfusion failed, with increasing oxygen requirements.",
-        ],
-    ));
-    out.push(' ');
-    out.push_str(any(rng, &[
-        "After a goals-of-care meeting with the family, care was transitioned to comfort measures.",
-        "The patient had a cardiac arrest; resuscitation was not successful.",
-        "In keeping with the patient's documented wishes, no escalation beyond the ward was pursued.",
-        "The family was present at the bedside.",
-    ]));
-    out.push_str(results);
-    out.push_str("\n\nPrior history: ");
-    out.push_str(if conditions == Conditions::default() {
-        "no chronic illness was documented before this admission."
-    } else {
-        any(
-            rng,
-            &[
-                "the chronic conditions above limited physiological reserve.",
-                "chronic illness, as listed above, was managed alongside the acute problem.",
-                "home medications for the conditions above were held on admission.",
-            ],
-        )
-    });
-    out.push_str(&format!(
-        " On arrival the patient had reported {}.",
-        some_of(rng, story.symptoms, 2, 3)
-    ));
-    out.push_str("\n\nFinal observations: ");
-    out.push_str(last_vitals);
-    out.push_str("\nCause of death: ");
-    out.push_str(any(
-        rng,
-        &[
-            "multi-organ failure due to septic shock",
-            "refractory shock",
-            "cardiogenic shock",
-            "respiratory failure",
-            "multi-organ failure",
-        ],
-    ));
-    out.push_str(".\nNotifications: ");
-    out.push_str(any(
-        rng,
-        &[
-            "family notified; primary care physician informed",
-            "health care proxy notified at the bedside",
-            "family informed by telephone; the medical examiner was not required",
-        ],
-    ));
-    out.push_str(".\nAutopsy: ");
-    out.push_str(any(
-        rng,
-        &[
-            "declined by family",
-            "not requested",
-            "offered and declined",
-        ],
-    ));
-    out.push('.');
-    out
 }

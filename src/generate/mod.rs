@@ -10,6 +10,7 @@
 
 pub mod course;
 pub mod encounters;
+mod grammar;
 mod history;
 pub mod labs;
 mod names;

@@ -819,3 +819,300 @@ fn copied_forward_notes_are_labelled_and_the_labels_are_true() {
     }
     assert!(checked > 1_000, "{checked} progress notes checked");
 }
+
+/// The minutes from each complete ward set to the next set of the same stay,
+/// by the NEWS2 of the set.
+#[test]
+fn oxygen_brings_ward_news2_down_and_charting_follows_it() {
+    let feed = fortnight();
+    let encounters = feed.by_id();
+    let sets = feed.vitals_of();
+    let (mut urgent, mut stable, mut first_low, mut later_low) = (vec![], vec![], vec![], vec![]);
+    for (id, list) in &sets {
+        if !matches!(
+            encounters[id]["scenario"].as_str(),
+            "pneumonia_admission" | "heart_failure_exacerbation"
+        ) {
+            continue;
+        }
+        for (i, pair) in list.windows(2).enumerate() {
+            let gap = (utc(&pair[1]["measured_at"]) - utc(&pair[0]["measured_at"])).num_minutes();
+            match news2(pair[0]) {
+                Some(5..) => urgent.push(gap as f64),
+                Some(0) => stable.push(gap as f64),
+                _ => {}
+            }
+            if let Some(spo2) = num(pair[1], "spo2") {
+                later_low.push(spo2 < 92.0);
+            }
+            if i == 0
+                && let Some(spo2) = num(pair[0], "spo2")
+            {
+                first_low.push(spo2 < 92.0);
+            }
+        }
+    }
+    let median = |mut xs: Vec<f64>| {
+        xs.sort_by(f64::total_cmp);
+        xs[xs.len() / 2]
+    };
+    assert!(
+        urgent.len() > 20 && stable.len() > 100,
+        "{} urgent, {} stable",
+        urgent.len(),
+        stable.len()
+    );
+    let (urgent, stable) = (median(urgent), median(stable));
+    assert!(
+        urgent <= 90.0,
+        "median minutes after a NEWS2 >= 5 set: {urgent}"
+    );
+    assert!(
+        stable >= 600.0,
+        "median minutes after a NEWS2 0 set: {stable}"
+    );
+    // Oxygen: the saturation that brought the patient in is rare once on the ward.
+    let (first, later) = (share(&first_low, |x| *x), share(&later_low, |x| *x));
+    assert!(
+        later < first / 2.0,
+        "SpO2 below 92%: {first:.3} of first sets, {later:.3} of later ones"
+    );
+}
+
+/// No single column known at presentation (age, the first value of each
+/// vital sign and each lab test) tells who will die or be admitted with an
+/// AUROC above 0.9, either way up.
+#[test]
+fn no_single_column_gives_the_outcome_away() {
+    let feed = fortnight();
+    let sets = feed.vitals_of();
+    let mut first_labs: HashMap<&str, HashMap<&str, (String, f64)>> = HashMap::new();
+    for r in &feed.labs {
+        let Some(value) = num(r, "value") else {
+            continue;
+        };
+        let slot = first_labs
+            .entry(r["encounter_id"].as_str())
+            .or_default()
+            .entry(r["test_name"].as_str())
+            .or_insert((r["collected_at"].clone(), value));
+        if r["collected_at"] < slot.0 {
+            *slot = (r["collected_at"].clone(), value);
+        }
+    }
+    let features = |e: &Row| -> Vec<(String, f64)> {
+        let id = e["encounter_id"].as_str();
+        let mut out = vec![("age".to_string(), f64::from(feed.age(e)))];
+        if let Some(list) = sets.get(id) {
+            for column in [
+                "heart_rate",
+                "systolic_bp",
+                "diastolic_bp",
+                "respiratory_rate",
+                "temperature_c",
+                "spo2",
+            ] {
+                if let Some(value) = list.iter().find_map(|v| num(v, column)) {
+                    out.push((format!("first {column}"), value));
+                }
+            }
+        }
+        for (test, (_, value)) in first_labs.get(id).into_iter().flatten() {
+            out.push((format!("first {test}"), *value));
+        }
+        out
+    };
+    let finished: Vec<&Row> = admitted_in_feed(feed)
+        .filter(|e| e["status"] == "finished")
+        .collect();
+    type Outcome = fn(&Row) -> bool;
+    let outcomes: [(&str, &str, Outcome); 2] = [
+        ("inpatient", "death", |e| e["disposition"] == "expired"),
+        ("emergency", "admission", |e| e["disposition"] == "admitted"),
+    ];
+    for (kind, outcome, happened) in outcomes {
+        let group: Vec<&Row> = finished
+            .iter()
+            .copied()
+            .filter(|e| e["encounter_type"] == kind)
+            .collect();
+        let mut by_column: HashMap<String, Vec<(f64, bool)>> = HashMap::new();
+        for e in &group {
+            for (column, value) in features(e) {
+                by_column
+                    .entry(column)
+                    .or_default()
+                    .push((value, happened(e)));
+            }
+        }
+        let mut checked = 0;
+        for (column, scores) in &by_column {
+            let yes = scores.iter().filter(|(_, y)| *y).count();
+            if yes < 10 || scores.len() - yes < 10 {
+                continue;
+            }
+            let auc = auroc(scores);
+            let auc = auc.max(1.0 - auc);
+            assert!(auc <= 0.9, "{column} predicts {outcome}: AUROC {auc:.3}");
+            checked += 1;
+        }
+        assert!(checked >= 8, "{checked} columns checked for {outcome}");
+    }
+}
+
+/// Sentences of a note for the repetition check: each line and each
+/// sentence in it, with list numbers and leading section labels
+/// ("Assessment and plan:", "- Cardiovascular:") taken off; only those of
+/// three words or more (a bare "Improving." is a header-like fragment).
+fn sentences(text: &str) -> std::collections::HashSet<String> {
+    fn strip_label(mut s: &str) -> &str {
+        loop {
+            s = s.trim_start_matches("- ").trim_start();
+            let (label, rest) = match s.split_once(": ") {
+                Some(split) => split,
+                // A line that is only a heading ("Assessment and plan:").
+                None => match s.strip_suffix(':') {
+                    Some(label) => (label, ""),
+                    None => return s,
+                },
+            };
+            let is_label = label.len() <= 40
+                && label.chars().next().is_some_and(char::is_uppercase)
+                && label
+                    .chars()
+                    .all(|c| c.is_alphabetic() || " /&-".contains(c));
+            if !is_label {
+                return s;
+            }
+            s = rest;
+        }
+    }
+    let mut out = std::collections::HashSet::new();
+    for line in text.lines() {
+        let line = line.trim().trim_start_matches(|c: char| c.is_ascii_digit());
+        let line = line.strip_prefix(". ").unwrap_or(line);
+        let mut start = 0;
+        let bytes = line.as_bytes();
+        for i in 0..=bytes.len() {
+            let end = i == bytes.len()
+                || (matches!(bytes[i], b' ')
+                    && i > 0
+                    && matches!(bytes[i - 1], b'.' | b'!' | b'?'));
+            if end {
+                let sentence = strip_label(line[start..i].trim());
+                let words = sentence
+                    .split(|c: char| !c.is_ascii_alphabetic())
+                    .filter(|w| !w.is_empty())
+                    .count();
+                if words >= 3 {
+                    out.insert(sentence.to_string());
+                }
+                start = i;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn notes_have_a_clinicians_vocabulary_and_do_not_repeat_themselves() {
+    let feed = fortnight();
+    let mut words = std::collections::HashSet::new();
+    let mut by_type: HashMap<&str, Vec<&str>> = HashMap::new();
+    for n in &feed.notes {
+        let text = n["text"].as_str().unwrap();
+        for word in text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| !w.is_empty())
+        {
+            words.insert(word.to_lowercase());
+        }
+        by_type
+            .entry(n["note_type"].as_str().unwrap())
+            .or_default()
+            .push(text);
+    }
+    assert!(words.len() >= 3_000, "{} distinct words", words.len());
+    assert_eq!(by_type.len(), 7, "note types: {:?}", by_type.keys());
+    for (kind, texts) in &by_type {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for text in texts {
+            for s in sentences(text) {
+                *seen.entry(s).or_default() += 1;
+            }
+        }
+        let (top, count) = seen.iter().max_by_key(|(_, n)| **n).unwrap();
+        let share = *count as f64 / texts.len() as f64;
+        assert!(
+            share <= 0.02,
+            "{kind}: \"{top}\" is in {share:.3} of {} notes",
+            texts.len()
+        );
+    }
+    // The abbreviations clinicians use.
+    for abbreviation in ["pt", "c/o", "SOB", "NAD", "r/o", "s/p"] {
+        assert!(
+            feed.notes.iter().any(|n| n["text"]
+                .as_str()
+                .unwrap()
+                .split([' ', ',', ';', '.', '('])
+                .any(|w| w == abbreviation || w == format!("{abbreviation}:"))),
+            "no note uses {abbreviation}"
+        );
+    }
+}
+
+#[test]
+fn ward_stays_have_a_nursing_note_at_the_end_of_each_shift() {
+    let feed = fortnight();
+    let encounters = feed.by_id();
+    let sets = feed.vitals_of();
+    let mut per_stay: HashMap<&str, usize> = HashMap::new();
+    let mut checked = 0;
+    for n in feed
+        .notes
+        .iter()
+        .filter(|n| n["note_type"] == "nursing_note")
+    {
+        let id = n["encounter_id"].as_str().unwrap();
+        assert_eq!(encounters[id]["encounter_type"], "inpatient");
+        assert_eq!(n["author_role"], "registered_nurse");
+        let at = utc(n["authored_at"].as_str().unwrap());
+        let local = at.with_timezone(&New_York);
+        let minute = local.hour() * 60 + local.minute();
+        assert!(
+            (6 * 60 - 75..7 * 60).contains(&minute) || (18 * 60 - 75..19 * 60).contains(&minute),
+            "nursing note at {local}"
+        );
+        *per_stay.entry(id).or_default() += 1;
+        // It states the latest vital signs charted by its time.
+        let text = n["text"].as_str().unwrap();
+        if let Some(stated) = text
+            .split("Vital signs: HR ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            && let Some(latest) = sets
+                .get(id)
+                .and_then(|list| list.iter().rev().find(|v| utc(&v["measured_at"]) <= at))
+        {
+            assert_eq!(latest["heart_rate"], stated, "{text}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 1_000, "{checked} nursing notes checked");
+    // About two a day: a finished stay admitted in the feed has one per
+    // twelve hours on the unit, give or take the first and last shift.
+    for e in admitted_in_feed(feed)
+        .filter(|e| e["encounter_type"] == "inpatient" && e["status"] == "finished")
+    {
+        let hours = (utc(&e["discharge_time"]) - utc(&e["admit_time"])).num_hours();
+        let notes = per_stay
+            .get(e["encounter_id"].as_str())
+            .copied()
+            .unwrap_or(0) as i64;
+        assert!(
+            (hours / 12 - 2..=hours / 12 + 2).contains(&notes),
+            "{notes} nursing notes in {hours} hours"
+        );
+    }
+}

@@ -1,0 +1,511 @@
+//! The phrase banks notes are written from, and the small template language
+//! they are written in (`notes.grammar`, compiled once per process).
+//!
+//! A bank is a list of alternatives; an alternative is text with slots:
+//!
+//! - `<name>`: one alternative of another bank, itself expanded;
+//! - `<^name>`: the same, first letter capitalised (a sentence start);
+//! - `<name*2-4>`: two to four distinct alternatives as a list, "a, b and c";
+//! - `<$var>` and `<^$var>`: a value the note supplies (age, complaint, ...);
+//! - `{a|b|}`: one of the inline choices (here "a", "b" or nothing),
+//!   which may nest and hold slots.
+//!
+//! Variety comes from the product of a sentence's slots, which is what keeps
+//! any one sentence out of all but a small share of notes. Every draw comes
+//! from the caller's RNG, so the same stream writes the same words.
+//!
+//! Tracery, the usual tool for this, has no Rust port that takes a caller's
+//! seeded RNG, which determinism needs; the language here is the part of it
+//! datagen uses, in a hundred lines.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use rand::RngExt;
+use rand::rngs::ChaCha8Rng;
+
+const SOURCE: &str = include_str!("notes.grammar");
+
+/// The banks, compiled from [`SOURCE`] on first use.
+pub static GRAMMAR: LazyLock<Grammar> = LazyLock::new(|| Grammar::parse(SOURCE));
+
+/// A note's own values for its `<$var>` slots.
+pub type Vars<'a> = [(&'a str, &'a str)];
+
+#[derive(Debug)]
+enum Node {
+    Text(&'static str),
+    Choice(Vec<Vec<Node>>),
+    Bank {
+        name: &'static str,
+        capital: bool,
+        /// `*min-max`: a list of that many distinct alternatives.
+        list: Option<(usize, usize)>,
+    },
+    Var {
+        name: &'static str,
+        capital: bool,
+    },
+}
+
+#[derive(Debug)]
+pub struct Grammar {
+    banks: HashMap<&'static str, Vec<Vec<Node>>>,
+}
+
+/// Expansion goes no deeper than this, so a bank that (by mistake) names
+/// itself ends instead of overflowing the stack.
+const MAX_DEPTH: u32 = 16;
+
+impl Grammar {
+    fn parse(source: &'static str) -> Grammar {
+        let mut banks: HashMap<&'static str, Vec<Vec<Node>>> = HashMap::new();
+        let mut current: Option<&'static str> = None;
+        for line in source.lines() {
+            let line = line.trim_end();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('@') {
+                let name = name.trim();
+                banks.entry(name).or_default();
+                current = Some(name);
+            } else if let Some(name) = current {
+                let (nodes, _) = parse_seq(line.trim_start(), false);
+                banks.entry(name).or_default().push(nodes);
+            }
+        }
+        Grammar { banks }
+    }
+
+    pub fn has(&self, bank: &str) -> bool {
+        self.banks.get(bank).is_some_and(|b| !b.is_empty())
+    }
+
+    /// Appends one expansion of `bank` to `out` (nothing if there is no such bank).
+    pub fn say(&self, rng: &mut ChaCha8Rng, bank: &str, vars: &Vars<'_>, out: &mut String) {
+        if let Some(alternatives) = self.banks.get(bank)
+            && !alternatives.is_empty()
+        {
+            let pick = rng.random_range(0..alternatives.len());
+            self.expand(rng, &alternatives[pick], vars, out, 0);
+        }
+    }
+
+    /// [`Grammar::say`], returning the text.
+    pub fn text(&self, rng: &mut ChaCha8Rng, bank: &str, vars: &Vars<'_>) -> String {
+        let mut out = String::new();
+        self.say(rng, bank, vars, &mut out);
+        out
+    }
+
+    /// The first of `banks` that exists, expanded: a scenario's own bank,
+    /// say, else the generic one.
+    pub fn say_first(
+        &self,
+        rng: &mut ChaCha8Rng,
+        banks: &[&str],
+        vars: &Vars<'_>,
+        out: &mut String,
+    ) {
+        if let Some(bank) = banks.iter().find(|b| self.has(b)) {
+            self.say(rng, bank, vars, out);
+        }
+    }
+
+    /// One alternative of `bank` chosen by `key` (a well-mixed number from a
+    /// patient's and a purpose), so the same patient always gets the same one. Its own
+    /// choices, if any, still draw from `rng`.
+    pub fn own(
+        &self,
+        rng: &mut ChaCha8Rng,
+        key: u64,
+        bank: &str,
+        vars: &Vars<'_>,
+        out: &mut String,
+    ) {
+        if let Some(alternatives) = self.banks.get(bank)
+            && !alternatives.is_empty()
+        {
+            let pick = (key % alternatives.len() as u64) as usize;
+            self.expand(rng, &alternatives[pick], vars, out, 0);
+        }
+    }
+
+    /// Between `least` and `most` distinct alternatives of `bank`, each
+    /// expanded, in a random order: the lines of a plan, say.
+    pub fn lines(
+        &self,
+        rng: &mut ChaCha8Rng,
+        bank: &str,
+        least: usize,
+        most: usize,
+        vars: &Vars<'_>,
+    ) -> Vec<String> {
+        let Some(alternatives) = self.banks.get(bank).filter(|a| !a.is_empty()) else {
+            return Vec::new();
+        };
+        let most = most.min(alternatives.len());
+        let count = rng.random_range(least.min(most)..=most);
+        rand::seq::index::sample(rng, alternatives.len(), count)
+            .iter()
+            .map(|pick| {
+                let mut out = String::new();
+                self.expand(rng, &alternatives[pick], vars, &mut out, 0);
+                out
+            })
+            .collect()
+    }
+
+    /// The alternatives of `bank` that are plain text (no slots or choices).
+    pub fn plain(&self, bank: &str) -> Vec<&'static str> {
+        self.banks
+            .get(bank)
+            .map(|alternatives| alternatives.iter().filter_map(|a| plain_text(a)).collect())
+            .unwrap_or_default()
+    }
+
+    /// [`Grammar::own`] for a bank of plain text: no randomness needed.
+    pub fn own_plain(&self, key: u64, bank: &str) -> &'static str {
+        match self.banks.get(bank) {
+            Some(alternatives) if !alternatives.is_empty() => {
+                plain_text(&alternatives[(key % alternatives.len() as u64) as usize]).unwrap_or("")
+            }
+            _ => "",
+        }
+    }
+
+    fn expand(
+        &self,
+        rng: &mut ChaCha8Rng,
+        nodes: &[Node],
+        vars: &Vars<'_>,
+        out: &mut String,
+        depth: u32,
+    ) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        for node in nodes {
+            match node {
+                Node::Text(text) => out.push_str(text),
+                Node::Choice(choices) => {
+                    let pick = rng.random_range(0..choices.len());
+                    self.expand(rng, &choices[pick], vars, out, depth + 1);
+                }
+                Node::Var { name, capital } => {
+                    let start = out.len();
+                    if let Some((_, value)) = vars.iter().find(|(n, _)| n == name) {
+                        out.push_str(value);
+                    }
+                    if *capital {
+                        capitalise_from(out, start);
+                    }
+                }
+                Node::Bank {
+                    name,
+                    capital,
+                    list,
+                } => {
+                    let Some(alternatives) = self.banks.get(name).filter(|a| !a.is_empty()) else {
+                        continue;
+                    };
+                    let start = out.len();
+                    match list {
+                        None => {
+                            let pick = rng.random_range(0..alternatives.len());
+                            self.expand(rng, &alternatives[pick], vars, out, depth + 1);
+                        }
+                        Some((least, most)) => {
+                            let most = (*most).min(alternatives.len());
+                            let count = rng.random_range((*least).min(most)..=most);
+                            let picks = rand::seq::index::sample(rng, alternatives.len(), count);
+                            for (i, pick) in picks.iter().enumerate() {
+                                if i > 0 {
+                                    out.push_str(if i + 1 == count { " and " } else { ", " });
+                                }
+                                self.expand(rng, &alternatives[pick], vars, out, depth + 1);
+                            }
+                        }
+                    }
+                    if *capital {
+                        capitalise_from(out, start);
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    /// What is wrong with the grammar: slots naming no bank, or banks with
+    /// no alternatives. The unit tests require none.
+    pub fn problems(&self) -> Vec<String> {
+        fn walk(g: &Grammar, bank: &str, nodes: &[Node], problems: &mut Vec<String>) {
+            for node in nodes {
+                match node {
+                    Node::Bank { name, .. } if !g.has(name) => {
+                        problems.push(format!("@{bank} names <{name}>, which has no alternatives"));
+                    }
+                    Node::Choice(choices) => {
+                        for choice in choices {
+                            walk(g, bank, choice, problems);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut problems = Vec::new();
+        for (bank, alternatives) in &self.banks {
+            if alternatives.is_empty() {
+                problems.push(format!("@{bank} has no alternatives"));
+            }
+            for nodes in alternatives {
+                walk(self, bank, nodes, &mut problems);
+            }
+        }
+        problems.sort();
+        problems
+    }
+
+    #[cfg(test)]
+    /// The `<$var>` names the grammar uses.
+    pub fn variables(&self) -> Vec<&'static str> {
+        fn walk(nodes: &[Node], found: &mut Vec<&'static str>) {
+            for node in nodes {
+                match node {
+                    Node::Var { name, .. } => found.push(name),
+                    Node::Choice(choices) => choices.iter().for_each(|c| walk(c, found)),
+                    _ => {}
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for alternatives in self.banks.values() {
+            alternatives
+                .iter()
+                .for_each(|nodes| walk(nodes, &mut found));
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    #[cfg(test)]
+    pub fn bank_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.banks.keys().copied()
+    }
+}
+
+fn plain_text(nodes: &[Node]) -> Option<&'static str> {
+    match nodes {
+        [Node::Text(text)] => Some(text),
+        _ => None,
+    }
+}
+
+fn capitalise_from(out: &mut String, start: usize) {
+    if let Some(c) = out[start..].chars().next()
+        && c.is_lowercase()
+    {
+        let upper: String = c.to_uppercase().collect();
+        out.replace_range(start..start + c.len_utf8(), &upper);
+    }
+}
+
+/// Parses text up to the end, or (inside `{...}`) up to the `|` or `}` that
+/// ends the current choice; returns the nodes and what is left, starting at
+/// that delimiter. Malformed slots are kept as text.
+fn parse_seq(mut s: &'static str, in_choice: bool) -> (Vec<Node>, &'static str) {
+    let mut nodes = Vec::new();
+    loop {
+        let stop = s.find(|c: char| c == '<' || c == '{' || (in_choice && (c == '|' || c == '}')));
+        let Some(at) = stop else {
+            if !s.is_empty() {
+                nodes.push(Node::Text(s));
+            }
+            return (nodes, "");
+        };
+        if at > 0 {
+            nodes.push(Node::Text(&s[..at]));
+        }
+        s = &s[at..];
+        match s.as_bytes()[0] {
+            b'<' => {
+                let Some(end) = s.find('>') else {
+                    nodes.push(Node::Text(s));
+                    return (nodes, "");
+                };
+                nodes.push(slot(&s[1..end]));
+                s = &s[end + 1..];
+            }
+            b'{' => {
+                let mut choices = Vec::new();
+                let mut rest = &s[1..];
+                loop {
+                    let (choice, after) = parse_seq(rest, true);
+                    choices.push(choice);
+                    match after.as_bytes().first() {
+                        Some(b'|') => rest = &after[1..],
+                        Some(b'}') => {
+                            rest = &after[1..];
+                            break;
+                        }
+                        _ => {
+                            rest = after;
+                            break;
+                        }
+                    }
+                }
+                nodes.push(Node::Choice(choices));
+                s = rest;
+            }
+            // A `|` or `}` ending this choice.
+            _ => return (nodes, s),
+        }
+    }
+}
+
+fn slot(inner: &'static str) -> Node {
+    let (capital, inner) = match inner.strip_prefix('^') {
+        Some(rest) => (true, rest),
+        None => (false, inner),
+    };
+    if let Some(name) = inner.strip_prefix('$') {
+        return Node::Var { name, capital };
+    }
+    let (name, list) = match inner.split_once('*') {
+        Some((name, range)) => {
+            let (least, most) = range.split_once('-').unwrap_or((range, range));
+            let list = least.parse().ok().zip(most.parse().ok());
+            (name, list)
+        }
+        None => (inner, None),
+    };
+    Node::Bank {
+        name,
+        capital,
+        list,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn the_grammar_names_only_banks_it_has() {
+        assert_eq!(GRAMMAR.problems(), Vec::<String>::new());
+    }
+
+    /// The values notes pass for `<$var>` slots (see `notes/`).
+    const SUPPLIED: &[&str] = &[
+        "age",
+        "assessment_lower",
+        "author",
+        "cc",
+        "colleague",
+        "day",
+        "day_before",
+        "days",
+        "ddx",
+        "dept",
+        "died",
+        "dispo",
+        "focus",
+        "general",
+        "meds",
+        "monitoring",
+        "months",
+        "onset",
+        "pain",
+        "pending",
+        "pmh",
+        "pmh_short",
+        "sex",
+        "shift",
+        "stamp",
+        "symptoms",
+        "time",
+        "wean",
+        "who",
+    ];
+
+    #[test]
+    fn every_variable_the_grammar_uses_is_one_a_note_supplies() {
+        for var in GRAMMAR.variables() {
+            assert!(SUPPLIED.contains(&var), "<${var}> is supplied by no note");
+        }
+    }
+
+    #[test]
+    fn every_encounter_type_has_the_generic_banks_a_custom_scenario_falls_back_to() {
+        let parts: [(&str, &[&str]); 3] = [
+            ("outpatient", &["subjective", "exam", "assessment", "plan"]),
+            ("emergency", &["story", "exam", "course"]),
+            (
+                "inpatient",
+                &[
+                    "onset",
+                    "symptom",
+                    "positive",
+                    "assessment",
+                    "plan",
+                    "progress",
+                    "progress_plan",
+                    "nursing",
+                    "course",
+                ],
+            ),
+        ];
+        for (kind, parts) in parts {
+            for part in parts {
+                let bank = format!("{kind}.{part}");
+                assert!(GRAMMAR.has(&bank), "no @{bank}");
+            }
+        }
+        // And each scenario of the default config has its own story.
+        for scenario in [
+            "pneumonia_admission",
+            "sepsis_icu",
+            "ed_chest_pain",
+            "diabetes_followup",
+        ] {
+            assert!(
+                GRAMMAR.bank_names().any(|b| b.starts_with(scenario)),
+                "no banks for {scenario}"
+            );
+        }
+    }
+
+    #[test]
+    fn slots_choices_lists_and_capitals_expand() {
+        let g = Grammar::parse(
+            "@greeting\n<^who> said {hello|hi} to <$name>{| twice}.\n@who\nthe nurse\n@items\na\nb\nc\n@list\n<items*3-3>\n",
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let vars = [("name", "Ana")];
+        for _ in 0..20 {
+            let s = g.text(&mut rng, "greeting", &vars);
+            assert!(
+                [
+                    "The nurse said hello to Ana.",
+                    "The nurse said hi to Ana.",
+                    "The nurse said hello to Ana twice.",
+                    "The nurse said hi to Ana twice."
+                ]
+                .contains(&s.as_str()),
+                "{s}"
+            );
+            let list = g.text(&mut rng, "list", &vars);
+            let mut items: Vec<&str> = list.split([',', ' ']).filter(|w| !w.is_empty()).collect();
+            items.retain(|w| *w != "and");
+            items.sort_unstable();
+            assert_eq!(items, ["a", "b", "c"], "{list}");
+        }
+        assert_eq!(g.problems(), Vec::<String>::new());
+        let broken = Grammar::parse("@a\n<missing> text\n");
+        assert_eq!(broken.problems().len(), 1);
+    }
+}
