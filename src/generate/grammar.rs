@@ -18,8 +18,9 @@
 //! seeded RNG, which determinism needs; the language here is the part of it
 //! datagen uses, in a hundred lines.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
+
+use foldhash::{HashMap, HashMapExt};
 
 use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
@@ -37,6 +38,9 @@ enum Node {
     Text(&'static str),
     Choice(Vec<Vec<Node>>),
     Bank {
+        /// Index into [`Grammar::banks`], resolved once the whole source is
+        /// read (`usize::MAX`: names no bank).
+        id: usize,
         name: &'static str,
         capital: bool,
         /// `*min-max`: a list of that many distinct alternatives.
@@ -50,7 +54,11 @@ enum Node {
 
 #[derive(Debug)]
 pub struct Grammar {
-    banks: HashMap<&'static str, Vec<Vec<Node>>>,
+    ids: HashMap<&'static str, usize>,
+    /// Banks that have `<bank>.without.<condition>` variants.
+    refined: foldhash::HashSet<&'static str>,
+    /// Each bank's alternatives, each a sequence of nodes.
+    banks: Vec<Vec<Vec<Node>>>,
 }
 
 /// Expansion goes no deeper than this, so a bank that (by mistake) names
@@ -59,8 +67,9 @@ const MAX_DEPTH: u32 = 16;
 
 impl Grammar {
     fn parse(source: &'static str) -> Grammar {
-        let mut banks: HashMap<&'static str, Vec<Vec<Node>>> = HashMap::new();
-        let mut current: Option<&'static str> = None;
+        let mut ids: HashMap<&'static str, usize> = HashMap::new();
+        let mut banks: Vec<Vec<Vec<Node>>> = Vec::new();
+        let mut current: Option<usize> = None;
         for line in source.lines() {
             let line = line.trim_end();
             if line.is_empty() || line.starts_with('#') {
@@ -68,25 +77,62 @@ impl Grammar {
             }
             if let Some(name) = line.strip_prefix('@') {
                 let name = name.trim();
-                banks.entry(name).or_default();
-                current = Some(name);
-            } else if let Some(name) = current {
+                let id = *ids.entry(name).or_insert_with(|| {
+                    banks.push(Vec::new());
+                    banks.len() - 1
+                });
+                current = Some(id);
+            } else if let Some(id) = current {
                 let (nodes, _) = parse_seq(line.trim_start(), false);
-                banks.entry(name).or_default().push(nodes);
+                banks[id].push(nodes);
             }
         }
-        Grammar { banks }
+        fn resolve(nodes: &mut [Node], ids: &HashMap<&'static str, usize>) {
+            for node in nodes {
+                match node {
+                    Node::Bank { id, name, .. } => {
+                        *id = ids.get(name).copied().unwrap_or(usize::MAX)
+                    }
+                    Node::Choice(choices) => choices.iter_mut().for_each(|c| resolve(c, ids)),
+                    _ => {}
+                }
+            }
+        }
+        for alternatives in &mut banks {
+            alternatives
+                .iter_mut()
+                .for_each(|nodes| resolve(nodes, &ids));
+        }
+        let refined = ids
+            .keys()
+            .filter_map(|name| name.split_once(".without.").map(|(base, _)| base))
+            .collect();
+        Grammar {
+            ids,
+            refined,
+            banks,
+        }
+    }
+
+    fn get(&self, bank: &str) -> Option<&[Vec<Node>]> {
+        let id = *self.ids.get(bank)?;
+        Some(&self.banks[id])
+            .filter(|a| !a.is_empty())
+            .map(Vec::as_slice)
+    }
+
+    /// Whether `bank` has variants for patients without a condition.
+    pub fn is_refined(&self, bank: &str) -> bool {
+        self.refined.contains(bank)
     }
 
     pub fn has(&self, bank: &str) -> bool {
-        self.banks.get(bank).is_some_and(|b| !b.is_empty())
+        self.get(bank).is_some()
     }
 
     /// Appends one expansion of `bank` to `out` (nothing if there is no such bank).
     pub fn say(&self, rng: &mut ChaCha8Rng, bank: &str, vars: &Vars<'_>, out: &mut String) {
-        if let Some(alternatives) = self.banks.get(bank)
-            && !alternatives.is_empty()
-        {
+        if let Some(alternatives) = self.get(bank) {
             let pick = rng.random_range(0..alternatives.len());
             self.expand(rng, &alternatives[pick], vars, out, 0);
         }
@@ -124,9 +170,7 @@ impl Grammar {
         vars: &Vars<'_>,
         out: &mut String,
     ) {
-        if let Some(alternatives) = self.banks.get(bank)
-            && !alternatives.is_empty()
-        {
+        if let Some(alternatives) = self.get(bank) {
             let pick = (key % alternatives.len() as u64) as usize;
             self.expand(rng, &alternatives[pick], vars, out, 0);
         }
@@ -142,7 +186,7 @@ impl Grammar {
         most: usize,
         vars: &Vars<'_>,
     ) -> Vec<String> {
-        let Some(alternatives) = self.banks.get(bank).filter(|a| !a.is_empty()) else {
+        let Some(alternatives) = self.get(bank) else {
             return Vec::new();
         };
         let most = most.min(alternatives.len());
@@ -159,19 +203,18 @@ impl Grammar {
 
     /// The alternatives of `bank` that are plain text (no slots or choices).
     pub fn plain(&self, bank: &str) -> Vec<&'static str> {
-        self.banks
-            .get(bank)
+        self.get(bank)
             .map(|alternatives| alternatives.iter().filter_map(|a| plain_text(a)).collect())
             .unwrap_or_default()
     }
 
     /// [`Grammar::own`] for a bank of plain text: no randomness needed.
     pub fn own_plain(&self, key: u64, bank: &str) -> &'static str {
-        match self.banks.get(bank) {
-            Some(alternatives) if !alternatives.is_empty() => {
+        match self.get(bank) {
+            Some(alternatives) => {
                 plain_text(&alternatives[(key % alternatives.len() as u64) as usize]).unwrap_or("")
             }
-            _ => "",
+            None => "",
         }
     }
 
@@ -203,11 +246,9 @@ impl Grammar {
                     }
                 }
                 Node::Bank {
-                    name,
-                    capital,
-                    list,
+                    id, capital, list, ..
                 } => {
-                    let Some(alternatives) = self.banks.get(name).filter(|a| !a.is_empty()) else {
+                    let Some(alternatives) = self.banks.get(*id).filter(|a| !a.is_empty()) else {
                         continue;
                     };
                     let start = out.len();
@@ -256,7 +297,8 @@ impl Grammar {
             }
         }
         let mut problems = Vec::new();
-        for (bank, alternatives) in &self.banks {
+        for (bank, id) in &self.ids {
+            let alternatives = &self.banks[*id];
             if alternatives.is_empty() {
                 problems.push(format!("@{bank} has no alternatives"));
             }
@@ -281,7 +323,7 @@ impl Grammar {
             }
         }
         let mut found = Vec::new();
-        for alternatives in self.banks.values() {
+        for alternatives in &self.banks {
             alternatives
                 .iter()
                 .for_each(|nodes| walk(nodes, &mut found));
@@ -293,7 +335,7 @@ impl Grammar {
 
     #[cfg(test)]
     pub fn bank_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.banks.keys().copied()
+        self.ids.keys().copied()
     }
 }
 
@@ -383,6 +425,7 @@ fn slot(inner: &'static str) -> Node {
         None => (inner, None),
     };
     Node::Bank {
+        id: usize::MAX,
         name,
         capital,
         list,

@@ -62,11 +62,28 @@ struct Slot {
 pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>, until: i64) -> Vec<NoteRow> {
     let schedule = schedule(&mut rng, chart);
     let mut notes = Vec::with_capacity(schedule.len());
+    if schedule.first().is_none_or(|first| first.at >= until) {
+        return notes;
+    }
+    // What the chart knew of the patient when the encounter began.
+    let year = DateTime::from_timestamp(chart.course.admit(), 0).map_or(2026, |t| t.year());
+    let history = History::of(
+        chart.patient,
+        chart.sex,
+        chart.course.age,
+        chart.course.conditions,
+        year,
+    );
     for slot in schedule {
         if slot.at >= until {
             break;
         }
-        let mut voice = Voice::new(chart, slot.at, slot.author_role);
+        let mut voice = Voice {
+            chart,
+            at: slot.at,
+            role: slot.author_role,
+            history: &history,
+        };
         let (text, grounded) = match slot.note_type {
             NoteType::ClinicNote => (outpatient::clinic_note(&mut rng, &mut voice), true),
             NoteType::Triage => (emergency::triage_note(&mut rng, &mut voice), true),
@@ -189,26 +206,10 @@ struct Voice<'c, 'a> {
     at: i64,
     /// Who writes the note, who signs it.
     role: AuthorRole,
-    history: History,
+    history: &'c History,
 }
 
 impl<'c, 'a> Voice<'c, 'a> {
-    fn new(chart: &'c Chart<'a>, at: i64, role: AuthorRole) -> Voice<'c, 'a> {
-        let year = DateTime::from_timestamp(at, 0).map_or(2026, |t| t.year());
-        Voice {
-            chart,
-            at,
-            role,
-            history: History::of(
-                chart.patient,
-                chart.sex,
-                chart.course.age,
-                chart.course.conditions,
-                year,
-            ),
-        }
-    }
-
     fn scenario(&self) -> &str {
         &self.chart.scenario.name
     }
@@ -219,10 +220,12 @@ impl<'c, 'a> Voice<'c, 'a> {
     /// is not "acute on chronic".
     fn bank(&self, part: &str) -> String {
         let own = format!("{}.{part}", self.scenario());
-        for missing in Condition::iter().filter(|c| !self.chart.course.conditions.has(*c)) {
-            let without = format!("{own}.without.{}", missing.as_str());
-            if GRAMMAR.has(&without) {
-                return without;
+        if GRAMMAR.is_refined(&own) {
+            for missing in Condition::iter().filter(|c| !self.chart.course.conditions.has(*c)) {
+                let without = format!("{own}.without.{}", missing.as_str());
+                if GRAMMAR.has(&without) {
+                    return without;
+                }
             }
         }
         if GRAMMAR.has(&own) {
