@@ -400,6 +400,22 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             _ => 1.0,
         };
         let severity = (escalation * (0.25 * super::normal(self.rng)).exp()).clamp(0.5, 2.0);
+        let mut discharge = admit + Duration::minutes(i64::from(minutes));
+        if s.encounter_type == EncounterType::Inpatient
+            && matches!(
+                disposition,
+                Disposition::Home
+                    | Disposition::HomeWithServices
+                    | Disposition::SkilledNursingFacility
+            )
+        {
+            discharge = daytime_discharge(
+                self.rng,
+                &self.config.facility,
+                admit + Duration::minutes(i64::from(s.duration.min_minutes)),
+                discharge,
+            );
+        }
         Encounter {
             plan_date: self.date,
             ordinal,
@@ -409,7 +425,7 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             scenario,
             complaint: 0,
             admit,
-            discharge: admit + Duration::minutes(i64::from(minutes)),
+            discharge,
             disposition,
             severity,
             source: None,
@@ -578,6 +594,26 @@ impl Arrivals {
             }
         }
     }
+}
+
+/// A planned discharge from the ward happens in the day, after rounds and
+/// the paperwork (local time, around 13:30, between 09:00 and 20:00), on the
+/// day the stay would otherwise end, or the next if that is too soon.
+/// Deaths, transfers and self-discharges keep the clock they fall on.
+fn daytime_discharge<R: Rng + ?Sized>(
+    rng: &mut R,
+    facility: &crate::facility::Facility,
+    earliest: NaiveDateTime,
+    discharge: NaiveDateTime,
+) -> NaiveDateTime {
+    let minute = (13.5 * 60.0 + 110.0 * super::normal(rng)).clamp(9.0 * 60.0, 20.0 * 60.0) as u32;
+    let day = facility.local(discharge).date();
+    let at = facility.utc(day, minute);
+    if at >= earliest {
+        return at;
+    }
+    day.succ_opt()
+        .map_or(discharge, |next| facility.utc(next, minute))
 }
 
 /// Right-skewed length of stay in whole minutes.

@@ -221,6 +221,38 @@ fn assert_local_routines(feed: &Feed, what: &str) {
         "{what}: daily bloods drawn outside 04:30-06:00 local"
     );
 
+    // Planned discharges from the ward happen in the day, mostly early
+    // afternoon; deaths and transfers keep whatever hour they fall on.
+    let discharged: Vec<_> = feed
+        .encounters
+        .iter()
+        .filter(|e| {
+            e["encounter_type"] == "inpatient"
+                && e["status"] == "finished"
+                && matches!(
+                    e["disposition"].as_str(),
+                    "home" | "home_with_services" | "skilled_nursing_facility"
+                )
+        })
+        .map(|e| local(&e["discharge_time"]))
+        .collect();
+    assert!(
+        discharged.len() > 50,
+        "{what}: {} discharges",
+        discharged.len()
+    );
+    for t in &discharged {
+        assert!(
+            (9..=20).contains(&t.hour()),
+            "{what}: discharged at {t} local"
+        );
+    }
+    let early_afternoon = share(&discharged, |t| (11..16).contains(&t.hour()));
+    assert!(
+        early_afternoon >= 0.6,
+        "{what}: {early_afternoon:.3} of discharges between 11:00 and 16:00"
+    );
+
     let rounds: Vec<_> = feed
         .notes
         .iter()
@@ -797,7 +829,7 @@ fn copied_forward_notes_are_labelled_and_the_labels_are_true() {
         let Some(stated) = text
             .split("Vitals: HR ")
             .nth(1)
-            .and_then(|rest| rest.split(',').next())
+            .and_then(|rest| rest.split([',', '.']).next())
         else {
             continue;
         };
@@ -1090,7 +1122,7 @@ fn ward_stays_have_a_nursing_note_at_the_end_of_each_shift() {
         if let Some(stated) = text
             .split("Vital signs: HR ")
             .nth(1)
-            .and_then(|rest| rest.split(',').next())
+            .and_then(|rest| rest.split([',', '.']).next())
             && let Some(latest) = sets
                 .get(id)
                 .and_then(|list| list.iter().rev().find(|v| utc(&v["measured_at"]) <= at))

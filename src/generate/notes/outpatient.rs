@@ -101,7 +101,14 @@ pub(super) fn clinic_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>) -> St
     }
     let months = ["3", "6", "12", "4", "2"][rng.random_range(0..5usize)];
     out.push_str("\nFollow-up: ");
-    GRAMMAR.say(rng, "clinic.followup", &[("months", months)], &mut out);
+    // A prenatal clinic sees its patients every few weeks, not months.
+    let own = format!("{}.followup", voice.scenario());
+    let followup = if GRAMMAR.has(&own) {
+        own.as_str()
+    } else {
+        "clinic.followup"
+    };
+    GRAMMAR.say(rng, followup, &[("months", months)], &mut out);
     let who = rng.random_range(0..1_000);
     voice.sign(rng, who, &mut out);
     out
