@@ -399,15 +399,28 @@ impl Fields for JsonLine<'_> {
     }
     fn text(&mut self, value: &str) {
         let out = self.key();
-        if value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        let bytes = value.as_bytes();
+        if bytes.iter().any(|&b| b < 0x20 && b != b'\n') {
+            // Rare control characters: serde_json knows every escape.
             // Writing a str into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *out, value);
-        } else {
-            // Nothing to escape: the string as it is, quoted.
-            out.push(b'"');
-            out.extend_from_slice(value.as_bytes());
-            out.push(b'"');
+            return;
         }
+        // Notes are long and their only specials are line breaks (and the
+        // odd quote): copy the runs between them whole.
+        out.push(b'"');
+        let mut rest = bytes;
+        while let Some(at) = memchr::memchr3(b'\n', b'"', b'\\', rest) {
+            out.extend_from_slice(&rest[..at]);
+            out.extend_from_slice(match rest[at] {
+                b'\n' => b"\\n",
+                b'"' => b"\\\"",
+                _ => b"\\\\",
+            });
+            rest = &rest[at + 1..];
+        }
+        out.extend_from_slice(rest);
+        out.push(b'"');
     }
     fn code(&mut self, value: &str) {
         self.quoted(|out| out.extend_from_slice(value.as_bytes()));
@@ -608,6 +621,31 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_text_escapes_exactly_as_serde_json_does() {
+        for value in [
+            "",
+            "plain",
+            "line\nbreak\n",
+            "\"quoted\" and \\ back",
+            "tab\there and \u{1} control",
+            "caf\u{e9} \u{2014} \u{1F600}\n\n",
+            "\n",
+        ] {
+            let mut out = Vec::new();
+            let mut ts = Timestamps::default();
+            JsonLine {
+                out: &mut out,
+                keys: &["text"],
+                index: 0,
+                ts: &mut ts,
+            }
+            .text(value);
+            let expected = format!("\"text\":{}", serde_json::to_string(value).unwrap());
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{value:?}");
+        }
+    }
 
     #[test]
     fn timestamps_match_chrono_across_days() {
