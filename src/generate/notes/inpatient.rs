@@ -74,7 +74,7 @@ pub(super) fn admission_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>) ->
         ("monitoring", monitoring.as_str()),
         ("time", time.as_str()),
     ];
-    let mut out = String::with_capacity(3_200);
+    let mut out = String::with_capacity(4_096);
     GRAMMAR.say(rng, "adm.header", &vars, &mut out);
     out.push_str("\n\nHPI: ");
     GRAMMAR.say(rng, "adm.hpi", &vars, &mut out);
@@ -246,7 +246,7 @@ pub(super) fn progress_note(
         ("assessment_lower", assessment.as_str()),
         ("dept", dept),
     ];
-    let mut out = String::with_capacity(1_100);
+    let mut out = String::with_capacity(1_600);
     GRAMMAR.say(rng, "progress.header", &vars, &mut out);
     out.push_str("\nSubjective: ");
     GRAMMAR.say(rng, "progress.overnight", &vars, &mut out);
@@ -323,7 +323,7 @@ pub(super) fn nursing_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>, day:
         ("pain", pain.as_str()),
         ("dept", dept),
     ];
-    let mut out = String::with_capacity(900);
+    let mut out = String::with_capacity(1_400);
     GRAMMAR.say(rng, "nursing.header", &vars, &mut out);
     let unwell = latest.is_some_and(|v| news2_of(v) >= 5);
     out.push_str("\nNeuro: ");
@@ -441,7 +441,7 @@ pub(super) fn discharge_summary(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>)
         ("wean", wean.as_str()),
     ];
     let history = &voice.history;
-    let mut out = String::with_capacity(2_600);
+    let mut out = String::with_capacity(3_072);
     let expired = chart.disposition == Disposition::Expired;
     out.push_str(if expired {
         "Death summary.\nPrincipal diagnosis: "

@@ -21,7 +21,7 @@ pub(super) fn clinic_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>) -> St
         ("dept", dept),
         ("meds", meds.as_str()),
     ];
-    let mut out = String::with_capacity(1_600);
+    let mut out = String::with_capacity(1_800);
     out.push_str("Subjective: ");
     GRAMMAR.say(rng, "clinic.opening", &vars, &mut out);
     out.push(' ');
