@@ -468,6 +468,7 @@ mod tests {
         "pmh_short",
         "sex",
         "shift",
+        "site",
         "stamp",
         "symptoms",
         "time",

@@ -117,7 +117,7 @@ fn medications_for(c: Condition) -> &'static [&'static [&'static str]] {
 
 /// The patient's regular medications: one of each class their conditions
 /// call for, the same in every note.
-pub fn medications(patient: u64, conditions: Conditions) -> Vec<&'static str> {
+fn medications(patient: u64, conditions: Conditions) -> Vec<&'static str> {
     let mut meds = Vec::new();
     for (i, c) in conditions.iter().enumerate() {
         for (j, class) in medications_for(c).iter().enumerate() {
@@ -175,7 +175,8 @@ static OTHER_HISTORY: LazyLock<Vec<OtherProblem>> = LazyLock::new(|| {
         .collect()
 });
 
-/// Words a problem of one sex only contains.
+/// Whether a problem or an operation fits a patient of `sex` (by the words
+/// only one sex's contain).
 fn fits(sex: Sex, problem: &str) -> bool {
     let male_only = ["prostat"];
     let female_only = ["breast", "cesarean", "hysterectomy", "tubal", "ovarian"];
@@ -300,16 +301,30 @@ pub fn allergies(rng: &mut ChaCha8Rng, patient: u64, out: &mut String) {
     }
 }
 
-/// The social and family history, as one paragraph.
-pub fn social(rng: &mut ChaCha8Rng, patient: u64) -> String {
+/// The social and family history, as one paragraph. Work and household
+/// follow age: students and shared flats when young, retirement (for most)
+/// and assisted living when old.
+pub fn social(rng: &mut ChaCha8Rng, patient: u64, age: u32) -> String {
     let own_text = |rng: &mut ChaCha8Rng, purpose: u64, bank: &str, out: &mut String| {
         GRAMMAR.own(rng, key(patient, purpose), bank, &[], out);
     };
     let mut out = String::with_capacity(320);
     out.push_str("Social history: ");
-    own_text(rng, 1, "occupation", &mut out);
+    let still_working = key(patient, 14).is_multiple_of(10);
+    let occupation = match age {
+        ..=24 => "occupation.young",
+        67.. if !still_working => "occupation.retired",
+        _ => "occupation",
+    };
+    own_text(rng, 1, occupation, &mut out);
     out.push_str("; ");
-    own_text(rng, 2, "household", &mut out);
+    let household = match age {
+        ..=24 => "household.young",
+        75.. => "household.older",
+        65.. if key(patient, 15).is_multiple_of(2) => "household.older",
+        _ => "household",
+    };
+    own_text(rng, 2, household, &mut out);
     out.push(' ');
     own_text(rng, 3, "town", &mut out);
     out.push_str(". ");

@@ -24,8 +24,9 @@ struct Feed {
     vitals: Vec<Row>,
     labs: Vec<Row>,
     notes: Vec<serde_json::Value>,
-    /// Each patient's birth date.
+    /// Each patient's birth date and sex.
     born: HashMap<String, NaiveDate>,
+    sex: HashMap<String, String>,
 }
 
 fn fortnight() -> &'static Feed {
@@ -38,7 +39,7 @@ fn backfill(first: &str, last: &str) -> Feed {
     sb.ok(&["generate", "--mode", "raw", "--from", first, "--to", last]);
     let mut by_id: HashMap<String, Row> = HashMap::new();
     let (mut vitals, mut labs, mut notes) = (Vec::new(), Vec::new(), Vec::new());
-    let mut born = HashMap::new();
+    let (mut born, mut sex) = (HashMap::new(), HashMap::new());
     let mut day: NaiveDate = first.parse().unwrap();
     while day <= last.parse().unwrap() {
         let dir = sb.batch("raw", &day.to_string());
@@ -49,6 +50,7 @@ fn backfill(first: &str, last: &str) -> Feed {
         labs.extend(read_csv(&dir.join("labs.csv")).rows);
         for p in read_csv(&dir.join("patients.csv")).rows {
             born.insert(p["patient_id"].clone(), p["birth_date"].parse().unwrap());
+            sex.insert(p["patient_id"].clone(), p["sex"].clone());
         }
         notes.extend(read_jsonl(&dir.join("notes.jsonl")));
         day = day.succ_opt().unwrap();
@@ -61,6 +63,7 @@ fn backfill(first: &str, last: &str) -> Feed {
         labs,
         notes,
         born,
+        sex,
     }
 }
 
@@ -1146,5 +1149,100 @@ fn ward_stays_have_a_nursing_note_at_the_end_of_each_shift() {
             (hours / 12 - 2..=hours / 12 + 2).contains(&notes),
             "{notes} nursing notes in {hours} hours"
         );
+    }
+}
+
+/// A patient's history as the admission note tells it fits their age and
+/// sex: no retired 30-year-olds or 70-year-old students, limits on
+/// resuscitation only for older patients, no prostate for women and no
+/// caesarean for men.
+#[test]
+fn a_patients_history_fits_their_age_and_sex() {
+    let feed = fortnight();
+    let encounters = feed.by_id();
+    let mut checked = 0;
+    for n in feed
+        .notes
+        .iter()
+        .filter(|n| n["note_type"] == "admission_note")
+    {
+        let text = n["text"].as_str().unwrap();
+        let e = encounters[n["encounter_id"].as_str().unwrap()];
+        let age = feed.age(e);
+        let sex = feed.sex[&e["patient_id"]].as_str();
+        let occupation = text
+            .split("Social history: ")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .unwrap();
+        assert!(
+            !(occupation.starts_with("retired") && age < 60),
+            "{age}: {occupation}"
+        );
+        assert!(
+            !(occupation.contains("student") && age > 40),
+            "{age}: {occupation}"
+        );
+        let code = text.split("Code status: ").nth(1).unwrap();
+        assert!(!(code.starts_with("DNR") && age < 60), "{age}: {code}");
+        // The patient's own past (a father's prostate cancer is family history).
+        let own_past = text
+            .split("Past medical history: ")
+            .nth(1)
+            .and_then(|rest| rest.split("Social history:").next())
+            .unwrap();
+        let lower = own_past.to_lowercase();
+        if sex == "female" {
+            assert!(!lower.contains("prostat"), "{text}");
+        }
+        if sex == "male" {
+            for word in ["cesarean", "hysterectomy", "ovarian cancer in remission"] {
+                assert!(!lower.contains(word), "{word}: {text}");
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked > 500, "{checked} admission notes");
+}
+
+/// A stay's attending signs its admission note, progress notes and summary,
+/// always with the same name and credentials.
+#[test]
+fn a_stays_attending_signs_each_of_its_notes_alike() {
+    let feed = fortnight();
+    let mut signers: HashMap<&str, std::collections::HashSet<String>> = HashMap::new();
+    for n in feed
+        .notes
+        .iter()
+        .filter(|n| n["author_role"] == "hospitalist")
+    {
+        let text = n["text"].as_str().unwrap();
+        let signature = text.rsplit("\n\n").next().unwrap();
+        // "Signed by Maria Okafor, MD, FACP at 2026-03-05 14:05. ..."
+        let who = signature
+            .split([' ', ':'])
+            .skip_while(|w| {
+                !w.chars().next().is_some_and(char::is_uppercase)
+                    || [
+                        "Signed",
+                        "Electronically",
+                        "Authenticated",
+                        "Note",
+                        "Documented",
+                    ]
+                    .contains(w)
+            })
+            .take_while(|w| *w != "at" && *w != "on")
+            .collect::<Vec<_>>()
+            .join(" ");
+        signers
+            .entry(n["encounter_id"].as_str().unwrap())
+            .or_default()
+            .insert(who);
+    }
+    let stays = signers.values().filter(|s| !s.is_empty()).count();
+    assert!(stays > 500, "{stays} stays");
+    for (id, who) in &signers {
+        assert_eq!(who.len(), 1, "{id} signed by {who:?}");
     }
 }

@@ -10,10 +10,16 @@ use crate::generate::grammar::GRAMMAR;
 use crate::generate::history::short_history;
 use crate::rows::VitalRow;
 
-pub(super) fn triage_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>) -> String {
+pub(super) fn triage_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> String {
     let chart = voice.chart;
     let (age, cc) = (voice.age(), voice.complaint());
-    let pain = rng.random_range(0..=9u32).to_string();
+    // Injuries and chest pain hurt; a fever or wheeze mostly does not.
+    let pain = match voice.scenario() {
+        "ed_minor_injury" => rng.random_range(3..=9u32),
+        "ed_chest_pain" => rng.random_range(2..=8u32),
+        _ => rng.random_range(0..=5u32),
+    }
+    .to_string();
     let pmh = short_history(rng, chart.course.conditions);
     let vars = [
         ("age", age.as_str()),
@@ -90,7 +96,7 @@ fn triage_level(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>, first: &VitalRow, s
     level.clamp(1, 5)
 }
 
-pub(super) fn provider_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>) -> String {
+pub(super) fn provider_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> String {
     let chart = voice.chart;
     let (age, cc) = (voice.age(), voice.complaint());
     let pmh = short_history(rng, chart.course.conditions);

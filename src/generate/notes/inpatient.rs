@@ -28,8 +28,7 @@ fn who_word(sex: Sex) -> &'static str {
     }
 }
 
-/// The systems an admission examination covers, with the bank each uses
-/// when the scenario has no finding of its own.
+/// The systems an admission examination covers, in the order written.
 const SYSTEMS: [&str; 8] = [
     "General",
     "HEENT",
@@ -41,17 +40,12 @@ const SYSTEMS: [&str; 8] = [
     "Skin",
 ];
 
-pub(super) fn admission_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>) -> String {
+pub(super) fn admission_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> String {
     let chart = voice.chart;
     let at = voice.at;
     let (age, cc) = (voice.age(), voice.complaint());
     let pmh = voice.history.phrase(rng);
-    let symptoms = {
-        let mut s = String::new();
-        let items = GRAMMAR.lines(rng, &voice.bank("symptom"), 2, 4, &[]);
-        s.push_str(&sentence_list(&items));
-        s
-    };
+    let symptoms = sentence_list(&GRAMMAR.lines(rng, &voice.bank("symptom"), 2, 4, &[]));
     let onset = GRAMMAR.text(rng, &voice.bank("onset"), &[]);
     let monitoring = GRAMMAR.text(
         rng,
@@ -113,7 +107,7 @@ pub(super) fn admission_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>) ->
         out.push('.');
     }
     out.push('\n');
-    out.push_str(&social(rng, chart.patient));
+    out.push_str(&social(rng, chart.patient, chart.course.age));
 
     out.push_str("\n\nReview of systems: positive for ");
     let positives = GRAMMAR.lines(rng, &voice.bank("positive"), 1, 5, &[]);
@@ -180,7 +174,13 @@ pub(super) fn admission_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>) ->
         GRAMMAR.say(rng, &format!("chronic.{}", c.as_str()), &vars, &mut out);
     }
     out.push_str("\n- Code status: ");
-    GRAMMAR.say(rng, "adm.code", &vars, &mut out);
+    // Most younger patients are full code; limits are an older patient's talk.
+    let code = if chart.course.age < 60 {
+        "adm.code.young"
+    } else {
+        "adm.code"
+    };
+    GRAMMAR.say(rng, code, &vars, &mut out);
     out.push_str("\n- ");
     GRAMMAR.say(rng, "adm.dispo_plan", &vars, &mut out);
 
@@ -209,7 +209,7 @@ const COPY_FORWARD_SHARE: f64 = 0.055;
 /// copied the vitals of the day before forward).
 pub(super) fn progress_note(
     rng: &mut ChaCha8Rng,
-    voice: &mut Voice<'_, '_>,
+    voice: &Voice<'_, '_>,
     day: i64,
 ) -> (String, bool) {
     let chart = voice.chart;
@@ -307,7 +307,7 @@ pub(super) fn progress_note(
 }
 
 /// A nurse's note at the end of a shift (`day`: the day shift, else the night).
-pub(super) fn nursing_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>, day: bool) -> String {
+pub(super) fn nursing_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>, day: bool) -> String {
     let chart = voice.chart;
     let latest = voice.vitals_at(voice.at);
     let pain = match voice.scenario() {
@@ -317,8 +317,12 @@ pub(super) fn nursing_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>, day:
     .to_string();
     let dept = chart.scenario.department.as_str();
     let time = voice.local_time();
+    let site_bank = format!("{}.pain_site", voice.scenario());
+    let mut site = String::new();
+    GRAMMAR.say_first(rng, &[site_bank.as_str(), "pain.site"], &[], &mut site);
     let vars = [
         ("time", time.as_str()),
+        ("site", site.as_str()),
         ("shift", if day { "day" } else { "night" }),
         ("pain", pain.as_str()),
         ("dept", dept),
@@ -380,7 +384,7 @@ pub(super) fn nursing_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>, day:
     out
 }
 
-pub(super) fn discharge_summary(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>) -> String {
+pub(super) fn discharge_summary(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> String {
     let chart = voice.chart;
     let (admit, discharge) = (chart.course.admit(), chart.course.discharge());
     let days = format!("{:.1}", (discharge - admit) as f64 / 86_400.0);

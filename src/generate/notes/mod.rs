@@ -78,25 +78,23 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>, until: i64) -> Vec<NoteRo
         if slot.at >= until {
             break;
         }
-        let mut voice = Voice {
+        let voice = Voice {
             chart,
             at: slot.at,
             role: slot.author_role,
             history: &history,
         };
         let (text, grounded) = match slot.note_type {
-            NoteType::ClinicNote => (outpatient::clinic_note(&mut rng, &mut voice), true),
-            NoteType::Triage => (emergency::triage_note(&mut rng, &mut voice), true),
-            NoteType::EdDisposition => (emergency::provider_note(&mut rng, &mut voice), true),
-            NoteType::AdmissionNote => (inpatient::admission_note(&mut rng, &mut voice), true),
-            NoteType::Progress => inpatient::progress_note(&mut rng, &mut voice, slot.day),
+            NoteType::ClinicNote => (outpatient::clinic_note(&mut rng, &voice), true),
+            NoteType::Triage => (emergency::triage_note(&mut rng, &voice), true),
+            NoteType::EdDisposition => (emergency::provider_note(&mut rng, &voice), true),
+            NoteType::AdmissionNote => (inpatient::admission_note(&mut rng, &voice), true),
+            NoteType::Progress => inpatient::progress_note(&mut rng, &voice, slot.day),
             NoteType::NursingNote => (
-                inpatient::nursing_note(&mut rng, &mut voice, slot.day == 1),
+                inpatient::nursing_note(&mut rng, &voice, slot.day == 1),
                 true,
             ),
-            NoteType::DischargeSummary => {
-                (inpatient::discharge_summary(&mut rng, &mut voice), true)
-            }
+            NoteType::DischargeSummary => (inpatient::discharge_summary(&mut rng, &voice), true),
         };
         notes.push(NoteRow {
             encounter: chart.encounter,
@@ -284,7 +282,8 @@ impl<'c, 'a> Voice<'c, 'a> {
         };
         let mut author = staff_name(role, who % roster);
         author.push_str(", ");
-        GRAMMAR.say(rng, credential, &[], &mut author);
+        // A person's credentials are theirs: the same in every note they sign.
+        author.push_str(GRAMMAR.own_plain(staff_key(role, who % roster) >> 40, credential));
         let stamp = self.stamp();
         let colleague = staff_name(AuthorRole::Hospitalist, rng.random_range(0..90));
         out.push_str("\n\n");
@@ -410,13 +409,18 @@ fn plan_lines(
     lines
 }
 
+/// The number a staff member's own picks (name, credentials) derive from.
+fn staff_key(role: AuthorRole, index: u64) -> u64 {
+    (index + 1)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add((role as u64).wrapping_mul(0xD1B5_4A32_D192_ED03))
+        .rotate_left(23)
+}
+
 /// A staff member's name: the same `index` of a role is the same person in
 /// every batch.
 pub(super) fn staff_name(role: AuthorRole, index: u64) -> String {
-    let mixed = (index + 1)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add((role as u64).wrapping_mul(0xD1B5_4A32_D192_ED03))
-        .rotate_left(23);
+    let mixed = staff_key(role, index);
     let firsts = if mixed & 1 == 0 {
         names::FEMALE_FIRST
     } else {

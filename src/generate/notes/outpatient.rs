@@ -9,7 +9,7 @@ use super::{Voice, labs_sentence, plan_lines, sex_word, vitals_phrase};
 use crate::generate::grammar::GRAMMAR;
 use crate::generate::history::sentence_list;
 
-pub(super) fn clinic_note(rng: &mut ChaCha8Rng, voice: &mut Voice<'_, '_>) -> String {
+pub(super) fn clinic_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> String {
     let chart = voice.chart;
     let (age, cc) = (voice.age(), voice.complaint());
     let meds = voice.history.medication_list();
