@@ -232,8 +232,13 @@ impl History {
             ));
             problems_short.push(other.problem.to_string());
             if let Some(med) = other.medication {
+                // One drug of a kind: no second statin beside the first.
                 let drug = med.split(' ').next().unwrap_or(med);
-                if !medications.iter().any(|m| m.starts_with(drug)) {
+                let same_kind = |m: &&str| {
+                    let other = m.split(' ').next().unwrap_or(m);
+                    other == drug || (other.ends_with("statin") && drug.ends_with("statin"))
+                };
+                if !medications.iter().any(same_kind) {
                     medications.push(med);
                 }
             }

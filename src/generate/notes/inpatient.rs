@@ -6,8 +6,7 @@ use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
 
 use super::{
-    Voice, date_time, disposition_text, lab_phrase, labs_sentence, news2_of, plan_lines,
-    vitals_phrase,
+    Voice, disposition_text, lab_phrase, labs_sentence, news2_of, plan_lines, vitals_phrase,
 };
 use crate::generate::grammar::GRAMMAR;
 use crate::generate::history::{lower_first, sentence_list, social};
@@ -428,7 +427,7 @@ pub(super) fn discharge_summary(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> 
     let symptoms = sentence_list(&GRAMMAR.lines(rng, &voice.bank("symptom"), 2, 3, &[]));
     let assessment = voice.assessment();
     let assessment_lower = lower_first(&assessment);
-    let died = format!("{} in {}", date_time(discharge), chart.scenario.department);
+    let died = format!("{} in {}", voice.zoned_stamp(), chart.scenario.department);
     let wean = rng.random_range(2..=4u32).to_string();
     let dept = chart.scenario.department.as_str();
     let time = voice.local_time();

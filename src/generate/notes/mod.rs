@@ -268,6 +268,25 @@ impl<'c, 'a> Voice<'c, 'a> {
         minute_stamp(self.chart.course.clock.local(utc.naive_utc()))
     }
 
+    /// [`Voice::stamp`] with the zone's abbreviation, "2026-03-05 14:05 EST",
+    /// for a time a reader must not mistake (a death).
+    fn zoned_stamp(&self) -> String {
+        use chrono::TimeZone;
+        let Some(utc) = DateTime::from_timestamp(self.at, 0) else {
+            return String::new();
+        };
+        let zone = self.chart.course.clock.time_zone;
+        let mut out = self.stamp();
+        out.push(' ');
+        out.push_str(
+            &zone
+                .from_utc_datetime(&utc.naive_utc())
+                .format("%Z")
+                .to_string(),
+        );
+        out
+    }
+
     /// "Electronically signed by Maria Okafor, MD at 2026-03-05 14:05.":
     /// staff member `who` of the note's role (several notes of one stay
     /// pass the same `who` to be signed by the same physician).
@@ -532,16 +551,6 @@ fn disposition_text(d: Disposition) -> &'static str {
         Disposition::LeftAgainstMedicalAdvice => "left against medical advice",
         Disposition::Expired => "expired",
     }
-}
-
-/// `2026-02-08 14:05 UTC`.
-fn date_time(at: i64) -> String {
-    let Some(t) = DateTime::from_timestamp(at, 0) else {
-        return String::new();
-    };
-    let mut out = minute_stamp(t.naive_utc());
-    out.push_str(" UTC");
-    out
 }
 
 /// `2026-02-08 14:05`.
