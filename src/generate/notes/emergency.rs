@@ -126,12 +126,7 @@ pub(super) fn provider_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> Stri
     out.push(' ');
     GRAMMAR.say(rng, &voice.bank("story"), &vars, &mut out);
     out.push_str("\nExam: ");
-    let [general, heart, lungs] = voice.exam_banks(chart.vitals.first());
-    GRAMMAR.say(rng, general, &vars, &mut out);
-    out.push_str("; ");
-    out.push_str(&voice.exam_line(rng, "Cardiovascular", heart));
-    out.push_str("; ");
-    out.push_str(&voice.exam_line(rng, "Respiratory", lungs));
+    voice.brief_exam(rng, chart.vitals.first(), &mut out);
     out.push_str(". ");
     GRAMMAR.say(rng, &voice.bank("exam"), &vars, &mut out);
     out.push_str("\nED course: ");

@@ -389,6 +389,16 @@ impl<'c, 'a> Voice<'c, 'a> {
         [general, heart, lungs]
     }
 
+    /// A short examination, "general; heart; lungs", agreeing with `v`.
+    fn brief_exam(&self, rng: &mut ChaCha8Rng, v: Option<&VitalRow>, out: &mut String) {
+        let [general, heart, lungs] = self.exam_banks(v);
+        GRAMMAR.say(rng, general, &[], out);
+        out.push_str("; ");
+        out.push_str(&self.exam_line(rng, "Cardiovascular", heart));
+        out.push_str("; ");
+        out.push_str(&self.exam_line(rng, "Respiratory", lungs));
+    }
+
     /// One examination line of a system: the scenario's own finding where it
     /// has one, else the bank the vitals call for.
     fn exam_line(&self, rng: &mut ChaCha8Rng, system: &str, default: &str) -> String {

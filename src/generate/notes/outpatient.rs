@@ -44,13 +44,8 @@ pub(super) fn clinic_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> String
             .unwrap_or_else(|| "not recorded".into()),
     );
     out.push('.');
-    let [general, heart, lungs] = voice.exam_banks(first);
     out.push_str("\nExam: ");
-    GRAMMAR.say(rng, general, &vars, &mut out);
-    out.push_str("; ");
-    out.push_str(&voice.exam_line(rng, "Cardiovascular", heart));
-    out.push_str("; ");
-    out.push_str(&voice.exam_line(rng, "Respiratory", lungs));
+    voice.brief_exam(rng, first, &mut out);
     out.push_str(". ");
     GRAMMAR.say(rng, &voice.bank("exam"), &vars, &mut out);
 
