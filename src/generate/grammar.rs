@@ -16,7 +16,7 @@
 //!
 //! Tracery, the usual tool for this, has no Rust port that takes a caller's
 //! seeded RNG, which determinism needs; the language here is the part of it
-//! datagen uses, in a hundred lines.
+//! datagen uses, in a few hundred lines.
 
 use std::sync::LazyLock;
 
