@@ -12,6 +12,11 @@
 //!   the batch. The ratio of the batch's MB/s to it is the headline.
 //! - **Peak RSS** of the whole batch at 20,000 and 200,000 encounters
 //!   (GNU time's maxresident), default threads.
+//! - **Defects:** the same whole batch with `--defects heavy` (every kind,
+//!   about 5% of rows spoiled, `_defects.jsonl` written and committed),
+//!   default threads; its throughput against `none` is the same batch's
+//!   wall time over the heavy one's (the heavy batch writes more bytes, so
+//!   MB/s would flatter it).
 //!
 //! `cargo bench --bench batch` prints one JSON object, then a table.
 
@@ -27,7 +32,9 @@ const RUNS: usize = 3;
 fn main() {
     let mut rows = Vec::new();
     for threads in ["1", "0"] {
-        let runs: Vec<Run> = (0..RUNS).map(|_| batch(ENCOUNTERS, threads)).collect();
+        let runs: Vec<Run> = (0..RUNS)
+            .map(|_| batch(ENCOUNTERS, threads, "none"))
+            .collect();
         rows.push((threads, median_run(runs)));
     }
     let bytes = rows[0].1.bytes;
@@ -35,8 +42,11 @@ fn main() {
     let hand_mbps = median(hand);
     let memory: Vec<(u32, f64)> = [20_000u32, 200_000]
         .iter()
-        .map(|&n| (n, batch(n, "0").peak_rss_mib))
+        .map(|&n| (n, batch(n, "0", "none").peak_rss_mib))
         .collect();
+    let heavy = median_run((0..RUNS).map(|_| batch(ENCOUNTERS, "0", "heavy")).collect());
+    let none_seconds = rows[1].1.seconds;
+    let heavy_ratio = none_seconds / heavy.seconds;
 
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let result = serde_json::json!({
@@ -53,6 +63,12 @@ fn main() {
             "rows_per_s": r.rows.iter().map(|(name, n)| (name.clone(), serde_json::json!((*n as f64 / r.seconds).round()))).collect::<serde_json::Map<_, _>>(),
         })).collect::<Vec<_>>(),
         "peak_rss_mib": memory.iter().map(|(n, mib)| serde_json::json!({"encounters": n, "mib": round(*mib)})).collect::<Vec<_>>(),
+        "defects_heavy": {
+            "threads": cores,
+            "seconds": round(heavy.seconds),
+            "none_seconds": round(none_seconds),
+            "throughput_vs_none": (heavy_ratio * 1000.0).round() / 1000.0,
+        },
     });
     println!("{result}");
     println!();
@@ -89,6 +105,11 @@ fn main() {
     for (n, mib) in &memory {
         println!("peak RSS at {n} encounters: {mib:.1} MiB");
     }
+    println!(
+        "--defects heavy, threads {cores}: {:.3} s against none's {none_seconds:.3} s: throughput {:.0}% of none",
+        heavy.seconds,
+        heavy_ratio * 100.0
+    );
 }
 
 fn round(x: f64) -> f64 {
@@ -119,7 +140,7 @@ fn median_run(mut runs: Vec<Run>) -> Run {
 }
 
 /// One whole batch from a fresh state, under GNU time for its peak RSS.
-fn batch(encounters: u32, threads: &str) -> Run {
+fn batch(encounters: u32, threads: &str, defects: &str) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let new_patients = (encounters * 2 / 5).to_string();
     let started = Instant::now();
@@ -140,7 +161,7 @@ fn batch(encounters: u32, threads: &str) -> Run {
             "--new-patients",
             &new_patients,
         ])
-        .args(["--threads", threads])
+        .args(["--threads", threads, "--defects", defects])
         .current_dir(dir.path())
         .env("RUST_LOG", "warn")
         .output()

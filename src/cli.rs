@@ -11,7 +11,7 @@ use crate::config::{CliOverrides, Config, ConfigSources};
 use crate::error::Error;
 use crate::model::{BatchDate, Mode, ParseError};
 use crate::pipeline::{Engine, Outcome, Overrides};
-use crate::validate::{validate_batch, validate_feed};
+use crate::validate::{TruthReport, validate_batch, validate_feed};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +70,22 @@ pub enum Command {
         #[arg(long)]
         feed: bool,
     },
+    /// Score a pipeline's rejected or flagged rows against the ground truth
+    /// of defective batches: recall and precision per kind
+    Score {
+        /// A batch folder (data/raw/2026-03-02) or a mode's folder of
+        /// batches (data/raw) generated with --defects
+        #[arg(long, value_name = "DIR")]
+        truth: PathBuf,
+        /// The pipeline's flagged rows, JSON Lines: {"file": "vitals.csv",
+        /// "line": 12} or {"file": ..., "key": "E0000000001-V003"}, with
+        /// "batch": "YYYY-MM-DD" for a mode's folder (optional "kind")
+        #[arg(long, value_name = "FILE")]
+        found: PathBuf,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the HTTP service until SIGTERM or SIGINT
     Serve {
         /// Address to listen on [default: from config, 127.0.0.1:8080]
@@ -125,6 +141,16 @@ pub struct GenerateArgs {
     /// first, in order (a mode's days run forward one at a time)
     #[arg(long)]
     pub catch_up: bool,
+    /// Labelled mess: none, light (about 0.5% of rows), heavy (about 5%) or
+    /// custom (the config's defects.rates) [default: from config, none]
+    #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
+    pub defects: Option<crate::defects::Profile>,
+}
+
+fn parse_profile(s: &str) -> Result<crate::defects::Profile, String> {
+    s.parse().map_err(|_| {
+        format!("unknown defects profile {s:?}: expected none, light, heavy or custom")
+    })
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -224,6 +250,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { dir, feed } => Ok(validate(&dir, feed)),
+        Command::Score { truth, found, json } => {
+            let labels = crate::score::read_truth(&truth).map_err(Error::InvalidInput)?;
+            let flagged = crate::score::read_flagged(&found).map_err(Error::InvalidInput)?;
+            let single = truth.join(crate::manifest::MANIFEST_FILE).exists();
+            let score = crate::score::score(&labels, &flagged, single);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&score).unwrap_or_default()
+                );
+            } else {
+                print!("{}", score.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve { bind } => {
             let mut config = load_config(&cli.global)?;
             if let Some(bind) = bind {
@@ -309,6 +350,7 @@ fn generate(engine: &Engine, args: &GenerateArgs) -> Result<(), Error> {
         new_patients: args.new_patients,
         encounters: args.encounters,
         catch_up: args.catch_up.then_some(u32::MAX),
+        defects: args.defects,
     };
     let dates = match (args.date, args.from, args.to) {
         (Some(date), _, _) => vec![date],
@@ -376,6 +418,67 @@ fn date_range(from: BatchDate, to: BatchDate) -> Vec<BatchDate> {
     dates
 }
 
+/// Prints what a check of defective output found, against its labels;
+/// success when they agree exactly.
+fn report_truth(dir: &std::path::Path, feed: bool, truth: &TruthReport) -> ExitCode {
+    for found in &truth.found {
+        println!("{found}");
+    }
+    for label in &truth.missed {
+        println!(
+            "{} line {}: {} (labelled, NOT FOUND){}",
+            label.file,
+            label.line,
+            label.kind,
+            label
+                .key
+                .as_deref()
+                .map(|k| format!(": {k}"))
+                .unwrap_or_default()
+        );
+    }
+    let mut kinds: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for found in &truth.found {
+        *kinds
+            .entry(found.kind.map_or("unclassified", |k| k.as_str()))
+            .or_default() += 1;
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!(
+        "{} {}: {} problems found ({}); {} of them labelled; {} of {} labels found{}",
+        if feed { "feed" } else { "batch" },
+        dir.display(),
+        truth.found.len(),
+        if kinds.is_empty() {
+            "none".to_string()
+        } else {
+            kinds.join(", ")
+        },
+        truth.labelled(),
+        truth.visible - truth.missed.len(),
+        truth.visible,
+        if truth.invisible > 0 {
+            format!(
+                "; {} late or corrected rows only a feed shows (validate --feed)",
+                truth.invisible
+            )
+        } else {
+            String::new()
+        }
+    );
+    if truth.agrees() {
+        println!("the labels agree with what was found");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "datagen: error: {} problems are not labelled and {} labels were not found",
+            truth.found.iter().filter(|f| !f.labelled).count(),
+            truth.missed.len()
+        );
+        ExitCode::FAILURE
+    }
+}
+
 fn describe(outcome: &Outcome) -> String {
     let rows: Vec<String> = outcome
         .manifest
@@ -406,11 +509,20 @@ fn validate(dir: &std::path::Path, feed: bool) -> ExitCode {
                 .iter()
                 .flat_map(|b| b.manifest.files.iter().map(|f| f.rows))
                 .sum();
-            format!(
+            let mut truth: Option<TruthReport> = None;
+            for b in &batches {
+                if let Some(report) = &b.truth {
+                    truth
+                        .get_or_insert_with(TruthReport::default)
+                        .merge(report.clone(), &b.manifest.date.to_string());
+                }
+            }
+            let line = format!(
                 "valid feed {}: {} batches, {rows} rows",
                 dir.display(),
                 batches.len()
-            )
+            );
+            (line, truth)
         })
     } else {
         validate_batch(dir).map(|summary| {
@@ -420,11 +532,13 @@ fn validate(dir: &std::path::Path, feed: bool) -> ExitCode {
                 .iter()
                 .map(|f| format!("{} {} rows", f.name, f.rows))
                 .collect();
-            format!("valid {}: {}", dir.display(), files.join(", "))
+            let line = format!("valid {}: {}", dir.display(), files.join(", "));
+            (line, summary.truth)
         })
     };
     match checked {
-        Ok(line) => {
+        Ok((_, Some(truth))) => report_truth(dir, feed, &truth),
+        Ok((line, None)) => {
             println!("{line}");
             ExitCode::SUCCESS
         }

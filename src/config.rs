@@ -35,7 +35,25 @@ pub struct Config {
     pub volumes: Volumes,
     pub population: Population,
     pub missing: MissingRates,
+    pub defects: DefectsConfig,
     pub scenarios: Vec<Scenario>,
+}
+
+/// The defects batches carry (see [`crate::defects`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefectsConfig {
+    pub profile: crate::defects::Profile,
+    /// The `custom` profile's table: kind -> dataset -> rate.
+    #[serde(default)]
+    pub rates: crate::defects::CustomRates,
+}
+
+impl DefectsConfig {
+    /// The rates of `profile` (the config's own when `None`).
+    pub fn rates(&self, profile: Option<crate::defects::Profile>) -> crate::defects::Rates {
+        crate::defects::Rates::of(profile.unwrap_or(self.profile), &self.rates)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -507,6 +525,7 @@ impl Config {
             }
         }
 
+        crate::defects::Rates::check_custom(&self.defects.rates)?;
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!(
                 "server.bind: {:?} is not an ADDRESS:PORT socket address",

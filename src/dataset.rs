@@ -29,6 +29,10 @@ pub enum Dataset {
     Vitals,
     Labs,
     Notes,
+    /// The ground truth of a batch with defects (`_defects.jsonl`): not a
+    /// dataset of the feed, and only in batches of a profile other than
+    /// `none`.
+    Defects,
 }
 
 /// How a dataset's file is written.
@@ -61,8 +65,10 @@ pub struct Spec {
     pub format: FileFormat,
 }
 
-/// Every dataset, in generation order (the order of [`Dataset`]'s variants).
-pub const REGISTRY: [Spec; 5] = [
+/// Every file a batch may hold, in generation order (the order of
+/// [`Dataset`]'s variants): the feed's five datasets, then the defects'
+/// ground truth.
+pub const REGISTRY: [Spec; 6] = [
     Spec {
         dataset: Dataset::Patients,
         name: "patients",
@@ -103,10 +109,18 @@ pub const REGISTRY: [Spec; 5] = [
         schema_text: include_str!("../schemas/notes.schema.json"),
         format: FileFormat::JsonLines,
     },
+    Spec {
+        dataset: Dataset::Defects,
+        name: "defects",
+        file_name: "_defects.jsonl",
+        schema_file: "defects.schema.json",
+        schema_text: include_str!("../schemas/defects.schema.json"),
+        format: FileFormat::JsonLines,
+    },
 ];
 
 impl Dataset {
-    /// Every dataset, in generation order.
+    /// Every dataset of the feed, in generation order.
     pub const ALL: [Dataset; 5] = [
         REGISTRY[0].dataset,
         REGISTRY[1].dataset,
@@ -168,7 +182,8 @@ mod tests {
     #[test]
     fn the_registry_lists_every_dataset_once_in_variant_order() {
         let variants: Vec<Dataset> = Dataset::iter().collect();
-        assert_eq!(variants, Dataset::ALL);
+        assert_eq!(variants[..5], Dataset::ALL);
+        assert_eq!(variants[5..], [Dataset::Defects]);
         for (i, spec) in REGISTRY.iter().enumerate() {
             assert_eq!(spec.dataset as usize, i);
             assert_eq!(Dataset::parse(spec.name), Some(spec.dataset));

@@ -72,6 +72,16 @@ pub enum Error {
         asked: String,
     },
 
+    /// A run asking for another defects profile than its mode's state has.
+    #[error(
+        "the {mode} state was started with the defects profile {recorded}; this run asks for {asked}. Nothing was written: late rows and corrections span batches, so a profile belongs to its state (ask for {recorded}, or start a new state folder, with a new data folder, for {asked})"
+    )]
+    DefectsConflict {
+        mode: Mode,
+        recorded: String,
+        asked: String,
+    },
+
     #[error("the {mode} state in {} is locked by another datagen process; gave up after {}s", dir.display(), waited.as_secs())]
     Locked {
         mode: Mode,

@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub(crate) mod crashpoint;
 pub mod dataset;
+pub mod defects;
 pub mod error;
 pub mod facility;
 pub(crate) mod generate;
@@ -33,6 +34,7 @@ pub(crate) mod output;
 pub mod pipeline;
 pub(crate) mod rows;
 pub(crate) mod schema;
+pub mod score;
 pub(crate) mod state;
 pub(crate) mod validate;
 

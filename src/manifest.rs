@@ -25,9 +25,15 @@ pub struct Manifest {
     pub volumes: crate::pipeline::DayVolumes,
     /// IDs this batch took from the mode's counters (first..=last; null when none).
     pub ids: IdRanges,
-    /// Every dataset of the batch, in generation order (the manifest itself,
-    /// `_manifest.json`, is written last and not listed).
+    /// Every dataset of the batch, in generation order, then the defects'
+    /// ground truth `_defects.jsonl` when the batch has a defects profile
+    /// (the manifest itself, `_manifest.json`, is written last and not
+    /// listed).
     pub files: Vec<FileEntry>,
+    /// The defects profile the batch was generated with (`light`, `heavy`,
+    /// `custom:<digest>`); absent for clean batches (`none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defects: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -58,6 +64,10 @@ pub struct FileEntry {
     pub rows: u64,
     pub bytes: u64,
     pub sha256: String,
+    /// The file's columns when they drifted from the schema's on this date
+    /// (a column renamed, added or moved; `schema_version` announces it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
 }
 
 impl FileEntry {
@@ -75,6 +85,7 @@ impl FileEntry {
             rows: written.rows,
             bytes: written.bytes,
             sha256: written.sha256,
+            columns: None,
         }
     }
 }

@@ -118,6 +118,14 @@ impl BatchDate {
             .filter(|d| *d <= BatchDate::MAX)
     }
 
+    /// The day `days` after, if it is in the supported range.
+    pub fn days_after(self, days: u64) -> Option<BatchDate> {
+        self.0
+            .checked_add_days(chrono::Days::new(days))
+            .map(BatchDate)
+            .filter(|d| *d <= BatchDate::MAX)
+    }
+
     /// The day `days` before, if it is in the supported range.
     pub fn days_before(self, days: u64) -> Option<BatchDate> {
         self.0

@@ -6,11 +6,13 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate};
 use sha2::{Digest, Sha256};
 
 use crate::dataset::{Dataset, FileFormat};
+use crate::defects::{ChunkLabel, FileDefects, Label, Pending};
 use crate::error::{Error, Result};
 use crate::rows::{Encode, Fields, Row};
 
@@ -45,7 +47,7 @@ impl HashingFile {
     }
 
     /// Describes the file for the manifest, leaving the sync for later.
-    fn close(self, path: PathBuf, name: String, rows: u64) -> Unsynced {
+    fn close(self, path: PathBuf, name: String, rows: u64, truth: Truth) -> Unsynced {
         Unsynced {
             written: Written {
                 name,
@@ -55,6 +57,7 @@ impl HashingFile {
             },
             file: self.file,
             path,
+            truth,
         }
     }
 }
@@ -64,11 +67,25 @@ pub struct Unsynced {
     written: Written,
     file: File,
     path: PathBuf,
+    truth: Truth,
+}
+
+/// The defects a file was written with: their labels (lines counted in the
+/// file), and the rows held back for later batches.
+#[derive(Debug, Default)]
+pub struct Truth {
+    pub labels: Vec<Label>,
+    pub held: Vec<Pending>,
 }
 
 impl Unsynced {
     pub fn written(&self) -> &Written {
         &self.written
+    }
+
+    /// Takes the file's defects out, leaving none.
+    pub fn take_truth(&mut self) -> Truth {
+        std::mem::take(&mut self.truth)
     }
 
     pub fn sync(self) -> Result<Written> {
@@ -92,6 +109,7 @@ impl Syncs {
             written,
             file,
             path,
+            ..
         } = file;
         self.0
             .push((path, std::thread::spawn(move || file.sync_all())));
@@ -155,7 +173,12 @@ fn write_behind(_: &File, _: u64, _: u64) {}
 #[derive(Debug, Default)]
 pub struct Chunk {
     pub bytes: Vec<u8>,
+    /// Lines (a duplicated row is two).
     pub rows: u64,
+    /// The defects in these lines, lines counted from the chunk's first.
+    pub labels: Vec<ChunkLabel>,
+    /// Rows held back for a later batch.
+    pub held: Vec<Pending>,
 }
 
 /// Encodes rows into a text format's bytes: CSV lines or JSON Lines objects.
@@ -170,6 +193,8 @@ pub struct Encoder {
     keys: &'static [&'static str],
     chunk: Chunk,
     ts: Timestamps,
+    /// The file's defects on this date, if it has any.
+    defects: Option<Arc<FileDefects>>,
 }
 
 impl Encoder {
@@ -183,7 +208,14 @@ impl Encoder {
             keys,
             chunk: Chunk::default(),
             ts: Timestamps::default(),
+            defects: None,
         }
+    }
+
+    /// Spoils rows as the file's defects say (see [`crate::defects`]).
+    pub fn with_defects(mut self, defects: Option<Arc<FileDefects>>) -> Encoder {
+        self.defects = defects;
+        self
     }
 
     /// The header line (CSV only; JSON Lines has none), not counted as a row.
@@ -199,6 +231,7 @@ impl Encoder {
 
     /// Encodes one row as one line.
     pub fn row<E: Encode>(&mut self, row: &E) {
+        let start = self.chunk.bytes.len();
         let bytes = &mut self.chunk.bytes;
         match self.format {
             FileFormat::Csv => {
@@ -217,6 +250,9 @@ impl Encoder {
             }
         }
         self.chunk.rows += 1;
+        if let Some(defects) = &self.defects {
+            defects.apply(&mut self.chunk, start);
+        }
     }
 
     /// Bytes encoded so far.
@@ -240,7 +276,7 @@ impl Encoder {
             &mut self.chunk,
             Chunk {
                 bytes: buffer,
-                rows: 0,
+                ..Chunk::default()
             },
         )
     }
@@ -471,6 +507,9 @@ pub struct TextFile {
     name: String,
     file: HashingFile,
     rows: u64,
+    /// Lines before the first row (the header).
+    header_lines: u64,
+    truth: Truth,
 }
 
 impl TextFile {
@@ -482,15 +521,32 @@ impl TextFile {
             path,
             name: name.to_string(),
             rows: 0,
+            header_lines: 0,
+            truth: Truth::default(),
         })
     }
 
-    /// A dataset's file, with its header line if it has one.
-    pub fn for_dataset(dir: &Path, dataset: Dataset) -> Result<TextFile> {
+    /// A dataset's file, with its header line if it has one, as the file's
+    /// defects on this date write it (a BOM, a drifted header, CRLF).
+    pub fn for_dataset(
+        dir: &Path,
+        dataset: Dataset,
+        defects: Option<&FileDefects>,
+    ) -> Result<TextFile> {
         let mut file = TextFile::create(dir, dataset.file_name())?;
-        let mut header = Encoder::new(dataset);
-        header.header();
-        file.write(&header.take())?;
+        if dataset.format() == FileFormat::Csv {
+            let mut header = Encoder::new(dataset);
+            match defects {
+                Some(d) => {
+                    header.chunk.bytes.extend_from_slice(d.preamble());
+                    d.header(&mut header.chunk.bytes);
+                    file.truth.labels.extend(d.file_labels());
+                }
+                None => header.header(),
+            }
+            file.write(&header.take())?;
+            file.header_lines = 1;
+        }
         Ok(file)
     }
 
@@ -498,6 +554,12 @@ impl TextFile {
         self.file
             .write_all(&chunk.bytes)
             .map_err(Error::io("cannot write", &self.path))?;
+        let before = self.header_lines + self.rows;
+        self.truth.labels.extend(chunk.labels.iter().map(|l| Label {
+            line: before + l.line,
+            ..l.label.clone()
+        }));
+        self.truth.held.extend(chunk.held.iter().cloned());
         self.rows += chunk.rows;
         Ok(())
     }
@@ -512,15 +574,20 @@ impl TextFile {
 
     /// Completes the file without syncing it (see [`Syncs`]).
     pub fn close(self) -> Unsynced {
-        self.file.close(self.path, self.name, self.rows)
+        self.file.close(self.path, self.name, self.rows, self.truth)
     }
 }
 
 /// Writes every row of `rows` to a new file of their dataset in `dir`, in
-/// chunks of about 64 KiB; the file is synced later (see [`Syncs`]).
-pub fn write_rows<R: Row>(dir: &Path, rows: impl IntoIterator<Item = R>) -> Result<Unsynced> {
-    let mut file = TextFile::for_dataset(dir, R::DATASET)?;
-    let mut encoder = Encoder::new(R::DATASET);
+/// chunks of about 64 KiB, spoiled as `defects` say; the file is synced
+/// later (see [`Syncs`]).
+pub fn write_rows<R: Row>(
+    dir: &Path,
+    rows: impl IntoIterator<Item = R>,
+    defects: Option<Arc<FileDefects>>,
+) -> Result<Unsynced> {
+    let mut file = TextFile::for_dataset(dir, R::DATASET, defects.as_deref())?;
+    let mut encoder = Encoder::new(R::DATASET).with_defects(defects);
     for row in rows {
         encoder.row(&row);
         if encoder.len() >= CHUNK_BYTES {

@@ -76,6 +76,13 @@ pub struct Column {
     pub name: String,
     pub nullable: bool,
     pub kind: Kind,
+    /// The values an enumerated column allows (empty for any other).
+    pub allowed: Vec<String>,
+    /// The bounds of a numeric column.
+    pub minimum: Option<f64>,
+    pub maximum: Option<f64>,
+    /// An RFC 3339 UTC timestamp column (`format: date-time`).
+    pub timestamp: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,8 +97,9 @@ pub enum Kind {
 pub fn contract(dataset: Dataset) -> &'static Contract {
     static CONTRACTS: OnceLock<Vec<Contract>> = OnceLock::new();
     let all = CONTRACTS.get_or_init(|| {
-        Dataset::ALL
-            .into_iter()
+        crate::dataset::REGISTRY
+            .iter()
+            .map(|spec| spec.dataset)
             .map(|d| match Contract::compile(d) {
                 Ok(c) => c,
                 Err(e) => panic!("embedded schema {} is invalid: {e}", d.spec().schema_file),
@@ -133,6 +141,20 @@ impl Contract {
                     name: name.clone(),
                     nullable: types.contains(&"null"),
                     kind,
+                    allowed: spec
+                        .get("enum")
+                        .and_then(Value::as_array)
+                        .map(|values| {
+                            values
+                                .iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    minimum: spec.get("minimum").and_then(Value::as_f64),
+                    maximum: spec.get("maximum").and_then(Value::as_f64),
+                    timestamp: spec.get("format").and_then(Value::as_str) == Some("date-time"),
                 }
             })
             .collect();

@@ -18,12 +18,7 @@ use crate::model::{Condition, Conditions, Sex};
 /// A number mixed from the patient's and a purpose, for the picks that must
 /// stay the same for that patient.
 fn key(patient: u64, purpose: u64) -> u64 {
-    // SplitMix64's finalizer: neighbouring patients and purposes land far
-    // apart, so two picks for one patient are not correlated.
-    let mut z = patient ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    super::mix64(patient, purpose)
 }
 
 /// Picks from `bank` by the patient's number and a purpose, so the same

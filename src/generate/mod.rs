@@ -41,6 +41,8 @@ pub enum Stream {
     Population,
     /// Which emergency patients come back, and when.
     Returns,
+    /// The keys of the day's defects (see `crate::defects`).
+    Defects,
     /// One stream per encounter and purpose, by its position in the day's plan.
     Vitals(u32),
     Labs(u32),
@@ -67,6 +69,7 @@ impl DaySeed {
             Stream::WarmStart => 5,
             Stream::Population => 6,
             Stream::Returns => 7,
+            Stream::Defects => 8,
             Stream::Vitals(ordinal) => (1 << 32) | u64::from(ordinal),
             Stream::Labs(ordinal) => (2 << 32) | u64::from(ordinal),
             Stream::Notes(ordinal) => (3 << 32) | u64::from(ordinal),
@@ -86,6 +89,16 @@ pub(crate) fn pick_weighted<R: rand::Rng + ?Sized>(
     use rand::RngExt;
     let index = rand::distr::weighted::WeightedIndex::new(weights).ok()?;
     Some(rng.sample(index))
+}
+
+/// Two numbers mixed into one by SplitMix64's finalizer: neighbouring
+/// inputs land far apart, so keyed picks (a patient's, a row's) are not
+/// correlated with each other.
+pub(crate) fn mix64(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// A standard normal draw.

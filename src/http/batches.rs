@@ -52,6 +52,12 @@ pub struct GenerateQuery {
     /// next date). The answer is `date`'s batch; the days caught up are
     /// listed by `GET /batches`.
     pub catch_up: Option<bool>,
+    /// Labelled mess in the batch (default: the config's `defects.profile`,
+    /// `none`): `light` touches about 0.5% of rows, `heavy` about 5%,
+    /// `custom` uses the config's table. The ground truth is
+    /// `_defects.jsonl` (`GET /batches/{date}/defects`). A mode's state keeps
+    /// the profile it started with: asking for another is a 409.
+    pub defects: Option<crate::defects::Profile>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -125,7 +131,7 @@ fn location(date: BatchDate, mode: Mode) -> HeaderValue {
     params(("date" = BatchDate, Path, description = "Run date, YYYY-MM-DD, from 1900-01-01 to 2199-12-31"), GenerateQuery),
     security((), ("bearer" = [])),
     responses(
-        (status = 201, description = "Batch generated and committed. The tar archive holds <date>/patients.csv, encounters.csv, vitals.csv, labs.csv, notes.jsonl and _manifest.json, in that order", headers(("Location" = String, description = "The batch's manifest URL")),
+        (status = 201, description = "Batch generated and committed. The tar archive holds <date>/patients.csv, encounters.csv, vitals.csv, labs.csv, notes.jsonl, _defects.jsonl (with a defects profile) and _manifest.json, in that order", headers(("Location" = String, description = "The batch's manifest URL")),
             content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 200, description = "Batch already committed; nothing regenerated (same bodies as 201)", headers(("Location" = String, description = "The batch's manifest URL")),
             content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"), (String = "application/x-ndjson"))),
@@ -134,7 +140,7 @@ fn location(date: BatchDate, mode: Mode) -> HeaderValue {
         (status = 400, description = "Invalid date, mode, dataset, query parameter or volume", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Auth is on and the bearer token is missing or wrong", body = Problem, content_type = "application/problem+json"),
         (status = 406, description = "None of the Accept types can be produced (with ?dataset=, the Accept header excludes that file's type)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The date is not the mode's next one (urn:datagen:problem:date-order: the detail names the next date; ask with catch_up=true to generate the days missing first, up to server.max_catch_up_days), the date is already committed with other volumes than the ones asked for (urn:datagen:problem:volume-conflict; nothing is regenerated), or encounters were asked for on a date on which nobody can be seen (urn:datagen:problem:no-patients)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The date is not the mode's next one (urn:datagen:problem:date-order: the detail names the next date; ask with catch_up=true to generate the days missing first, up to server.max_catch_up_days), the date is already committed with other volumes than the ones asked for (urn:datagen:problem:volume-conflict; nothing is regenerated), encounters were asked for on a date on which nobody can be seen (urn:datagen:problem:no-patients), or the mode's state was started with another defects profile (urn:datagen:problem:defects-conflict)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Write failure; nothing was half-committed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The mode's state is locked by another process (urn:datagen:problem:state-locked, see Retry-After), or cannot be trusted (urn:datagen:problem:state-inconsistent: it disagrees with the committed batches or is damaged; the detail names the file and the way out)", body = Problem, content_type = "application/problem+json"),
     )
@@ -158,7 +164,21 @@ pub async fn generate(
             .catch_up
             .unwrap_or(false)
             .then_some(server.max_catch_up_days),
+        defects: query.defects,
     };
+    if query.dataset == Some(Dataset::Defects)
+        && app
+            .engine()
+            .config()
+            .defects
+            .rates(query.defects)
+            .is_clean()
+    {
+        return Err(ApiError::bad_request(
+            "no-defects",
+            "?dataset=defects needs a defects profile other than none (?defects=light, heavy or custom): a clean batch has no _defects.jsonl",
+        ));
+    }
     let job = Job {
         app: app.clone(),
         mode,
@@ -536,7 +556,7 @@ async fn committed_manifest(
         (status = 304, description = "Not modified: If-None-Match names the current ETag, or If-Modified-Since is not older than the file",
             headers(("ETag" = String, description = "The file's sha256, quoted"))),
         (status = 400, description = "Invalid date, mode or query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown dataset, or no committed batch (urn:datagen:problem:batch-pending while it is being generated)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown dataset, no committed batch (urn:datagen:problem:batch-pending while it is being generated), or `defects` of a batch without a defects profile", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match names no current ETag, or the file changed after If-Unmodified-Since", body = Problem, content_type = "application/problem+json"),
         (status = 416, description = "The range starts past the end of the file",
             headers(("Content-Range" = String, description = "bytes */LEN")),
@@ -555,7 +575,7 @@ pub async fn file(
     let dataset = Dataset::parse(&dataset).ok_or_else(|| {
         ApiError::not_found(format!(
             "unknown dataset {dataset:?}: expected one of {}",
-            Dataset::ALL.map(Dataset::name).join(", ")
+            crate::dataset::REGISTRY.map(|s| s.name).join(", ")
         ))
     })?;
     let mode = query.mode.unwrap_or(Mode::Raw);

@@ -187,6 +187,12 @@ impl From<Error> for ApiError {
                 "Volume conflict",
                 e.to_string(),
             ),
+            Error::DefectsConflict { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "defects-conflict",
+                "Defects profile conflict",
+                e.to_string(),
+            ),
             // Answered with paths relative to the data and state folders by
             // `ApiError::from_engine`; this is the fallback.
             Error::CorruptState { .. } | Error::StateMismatch { .. } => {

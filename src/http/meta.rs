@@ -153,7 +153,7 @@ pub async fn schema(Path(dataset): Path<String>) -> Result<Response, ApiError> {
     let dataset = Dataset::parse(&dataset).ok_or_else(|| {
         ApiError::not_found(format!(
             "unknown dataset {dataset:?}: expected one of {}",
-            Dataset::ALL.map(Dataset::name).join(", ")
+            crate::dataset::REGISTRY.map(|s| s.name).join(", ")
         ))
     })?;
     Ok((

@@ -11,13 +11,14 @@ use rand::{Rng, RngExt};
 use super::{Overrides, clinical};
 use crate::config::{Config, Volume};
 use crate::dataset::Dataset;
+use crate::defects::{DayDefects, Ledger, Rates};
 use crate::error::{Error, Result};
 use crate::generate::encounters::{self, Encounter, Pools};
 use crate::generate::patients::{self, Patient};
 use crate::generate::{DaySeed, Stream, normal};
 use crate::manifest::{FileEntry, Generator, IdRanges, MANIFEST_FILE, Manifest};
 use crate::model::{self, BatchDate, Disposition, EncounterType, Mode};
-use crate::output::{Syncs, Unsynced, Written, write_atomic, write_rows};
+use crate::output::{Chunk, Syncs, Truth, Unsynced, Written, write_atomic, write_rows};
 use crate::rows::{EncounterRow, PatientRow};
 use crate::state::{Carried, State};
 
@@ -88,7 +89,8 @@ impl Day {
 
 /// Generates `date`'s batch into `staging` and advances `state` (patients
 /// added, moved or deceased, the encounter counter, the census of
-/// encounters carried to the next day); returns the manifest written and
+/// encounters carried to the next day, the rows the defects hold back for
+/// later batches); returns the manifest written and
 /// the data files' syncs, still under way, for the commit to wait on.
 /// `on_file` is called with each staged file's path as soon as it is
 /// written, in contract order, the manifest last.
@@ -103,6 +105,7 @@ pub fn build(
     mode: Mode,
     date: BatchDate,
     overrides: &Overrides,
+    rates: &Rates,
     threads: usize,
     state: &mut State,
     staging: &Path,
@@ -110,6 +113,14 @@ pub fn build(
 ) -> Result<(Manifest, Syncs)> {
     let seed = DaySeed::new(config.seed, mode, date);
     let day = Day::of(date);
+    let defects = DayDefects::new(rates, &seed, date);
+    let mut ledger = state.defects.take().unwrap_or_else(|| Ledger {
+        profile: rates.record(),
+        pending: Vec::new(),
+    });
+    let (due, mut pending): (Vec<_>, Vec<_>) = std::mem::take(&mut ledger.pending)
+        .into_iter()
+        .partition(|p| p.due <= date);
     let first_batch = state.ledger.is_empty();
     let mut carried = resolve_census(config, &state.census)?;
     if first_batch && state.patients.is_empty() && carried.is_empty() {
@@ -217,7 +228,21 @@ pub fn build(
             state.patients[e.patient].deceased_date = Some(date.date());
         }
     }
-    let inputs = clinical::Inputs::new(config, mode, day, &state.patients, &active);
+    let mut inputs = clinical::Inputs::new(config, mode, day, &state.patients, &active);
+    inputs.defects = &defects;
+    // Rows due today from earlier batches go after the day's own.
+    let tails = clinical::DATASETS.map(|dataset| {
+        let mut chunk = Chunk::default();
+        let rows: Vec<_> = due
+            .iter()
+            .filter(|p| p.dataset == dataset)
+            .cloned()
+            .collect();
+        if let Some(file) = defects.file(dataset) {
+            file.deliver(&mut chunk, &rows);
+        }
+        chunk
+    });
     let snapshot: BTreeSet<usize> = (first_new..state.patients.len())
         .chain(
             active
@@ -232,10 +257,17 @@ pub fn build(
     // `output::HashingFile`); the syncs start once all are written (syncing
     // one file while writing the next slows the writes down on ext4), and
     // the commit waits for them.
-    let mut files: Vec<Unsynced> = Vec::with_capacity(Dataset::ALL.len());
-    let mut announce = |file: Unsynced| {
+    let mut files: Vec<Unsynced> = Vec::with_capacity(Dataset::ALL.len() + 1);
+    // Each file's defects, in file order: their labels and the rows held.
+    let truth = std::sync::Mutex::new(Truth::default());
+    let mut announce = |mut file: Unsynced| {
         on_file(&staging.join(&file.written().name));
         log_written(file.written());
+        let mut t = file.take_truth();
+        if let Ok(mut all) = truth.lock() {
+            all.labels.append(&mut t.labels);
+            all.held.append(&mut t.held);
+        }
         files.push(file);
     };
     let snapshot_date = date.date();
@@ -243,24 +275,37 @@ pub fn build(
     // Vitals, labs and notes are written in one pass, encounter by encounter;
     // chunks of encounters are rendered on `threads` workers and written in
     // number order. The patients and encounters files are written alongside.
-    let (clinical, last_events) = clinical::write(staging, &inputs, threads, &mut || {
+    let (clinical, last_events) = clinical::write(staging, &inputs, threads, tails, &mut || {
         announce(write_rows(
             staging,
             snapshot.iter().map(|&i| PatientRow {
                 patient: &master[i],
                 snapshot_date,
             }),
+            defects.file(Dataset::Patients),
         )?);
         announce(write_rows(
             staging,
             active
                 .iter()
                 .filter_map(|e| encounter_row(config, master, e, day, first_batch)),
+            defects.file(Dataset::Encounters),
         )?);
         Ok(())
     })?;
     for file in clinical {
         announce(file);
+    }
+    // The ground truth, and the rows held for later.
+    if !rates.is_clean() {
+        let Truth { labels, held } = truth
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        announce(write_rows(staging, labels, None)?);
+        pending.extend(held);
+        ledger.pending = pending;
+        state.defects = Some(ledger);
     }
     let mut syncs = Syncs::default();
     let written: Vec<Written> = files.into_iter().map(|f| syncs.start(f)).collect();
@@ -287,11 +332,19 @@ pub fn build(
         config_sha256: config.fingerprint(),
         volumes,
         ids,
-        files: Dataset::ALL
+        files: written
             .into_iter()
-            .zip(written)
-            .map(|(dataset, file)| FileEntry::new(file, dataset))
+            .filter_map(|file| {
+                let dataset = Dataset::of_file(&file.name)?;
+                let mut entry = FileEntry::new(file, dataset);
+                if let Some(drifted) = defects.file(dataset).filter(|f| f.drift.is_some()) {
+                    entry.schema_version = drifted.schema_version(&entry.schema_version);
+                    entry.columns = Some(drifted.columns());
+                }
+                Some(entry)
+            })
             .collect(),
+        defects: (!rates.is_clean()).then(|| rates.record()),
     };
     write_atomic(&staging.join(MANIFEST_FILE), &manifest.to_bytes())?;
     on_file(&staging.join(MANIFEST_FILE));
@@ -470,7 +523,7 @@ mod tests {
         let exact = Overrides {
             new_patients: Some(3),
             encounters: Some(0),
-            catch_up: None,
+            ..Overrides::default()
         };
         let v = day_volumes(
             &mut seed.rng(Stream::Volumes),

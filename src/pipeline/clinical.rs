@@ -22,6 +22,7 @@ use super::batch::Day;
 use crate::config::Config;
 use crate::crashpoint;
 use crate::dataset::Dataset;
+use crate::defects::DayDefects;
 use crate::error::{Error, Result};
 use crate::generate::course::Course;
 use crate::generate::encounters::Encounter;
@@ -44,6 +45,9 @@ const ENCOUNTERS_PER_CHUNK: usize = 256;
 /// patients and encounters first.
 const AHEAD: usize = 8;
 
+/// No defects: what a pass writes unless told otherwise.
+static CLEAN: DayDefects = DayDefects::NONE;
+
 /// What the pass reads.
 pub struct Inputs<'a> {
     config: &'a Config,
@@ -55,6 +59,8 @@ pub struct Inputs<'a> {
     /// The random streams of each planning day the encounters come from
     /// (derived once per day, not per encounter: a sha256 each).
     seeds: HashMap<BatchDate, DaySeed>,
+    /// What the day's files are spoiled with (nothing by default).
+    pub defects: &'a DayDefects,
 }
 
 impl<'a> Inputs<'a> {
@@ -78,6 +84,7 @@ impl<'a> Inputs<'a> {
             patients,
             active,
             seeds,
+            defects: &CLEAN,
         }
     }
 
@@ -117,7 +124,8 @@ impl<'a> Inputs<'a> {
 type Rendered = ([Chunk; 3], Vec<i64>);
 
 /// Writes the three files into `dir` using `threads` threads (1: all on the
-/// calling thread) and returns them in contract order, not yet synced.
+/// calling thread), each ending with its chunk of `tails` (rows due from
+/// earlier batches), and returns them in contract order, not yet synced.
 /// `first` writes the batch's earlier files: with one thread before the
 /// pass, otherwise on a thread of its own alongside it.
 /// Also returns each active encounter's last event, in their order.
@@ -125,11 +133,16 @@ pub fn write(
     dir: &Path,
     inputs: &Inputs<'_>,
     threads: usize,
+    tails: [Chunk; 3],
     first: &mut (dyn FnMut() -> Result<()> + Send),
 ) -> Result<(Vec<Unsynced>, Vec<i64>)> {
     let mut files = Vec::with_capacity(DATASETS.len());
     for dataset in DATASETS {
-        files.push(TextFile::for_dataset(dir, dataset)?);
+        files.push(TextFile::for_dataset(
+            dir,
+            dataset,
+            inputs.defects.file(dataset).as_deref(),
+        )?);
     }
     let chunks: Vec<&[Encounter]> = inputs.active.chunks(ENCOUNTERS_PER_CHUNK).collect();
     let buffers = Buffers::default();
@@ -156,6 +169,9 @@ pub fn write(
             buffers.give_back(rendered);
             last_events.extend(last);
         }
+        for (file, tail) in files.iter_mut().zip(&tails) {
+            file.write(tail)?;
+        }
         let files = files.into_iter().map(TextFile::close).collect();
         return Ok((files, last_events));
     }
@@ -165,6 +181,7 @@ pub fn write(
         &buffers,
         &chunks,
         files,
+        tails,
         threads,
         first,
         &checkpoint,
@@ -181,6 +198,7 @@ fn in_parallel(
     buffers: &Buffers,
     chunks: &[&[Encounter]],
     files: Vec<TextFile>,
+    tails: [Chunk; 3],
     threads: usize,
     first: &mut (dyn FnMut() -> Result<()> + Send),
     checkpoint: &dyn Fn(usize) -> Result<()>,
@@ -218,14 +236,16 @@ fn in_parallel(
         let paths: Vec<PathBuf> = files.iter().map(|f| f.path().to_path_buf()).collect();
         let (outlets, writers): (Vec<_>, Vec<_>) = files
             .into_iter()
+            .zip(tails)
             .enumerate()
-            .map(|(index, mut file)| {
+            .map(|(index, (mut file, tail))| {
                 let (outlet, inlet) = mpsc::sync_channel::<Chunk>(AHEAD);
                 let writer = scope.spawn(move || -> Result<Unsynced> {
                     for chunk in inlet {
                         file.write(&chunk)?;
                         buffers.give(index, chunk.bytes);
                     }
+                    file.write(&tail)?;
                     Ok(file.close())
                 });
                 (outlet, writer)
@@ -381,7 +401,7 @@ impl<'a> Renderer<'a> {
             inputs,
             buffers,
             vitals: Vec::new(),
-            encoders: DATASETS.map(Encoder::new),
+            encoders: DATASETS.map(|d| Encoder::new(d).with_defects(inputs.defects.file(d))),
         }
     }
 

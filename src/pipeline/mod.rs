@@ -14,6 +14,7 @@ pub use batch::{DayVolumes, day_volumes};
 pub use rebuild::Rebuilt;
 
 use crate::config::Config;
+use crate::defects::{Profile, Rates};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::manifest::{MANIFEST_FILE, Manifest};
@@ -24,14 +25,16 @@ use crate::state::{
 };
 
 /// Per-run options: volume overrides, taken exactly (the CLI's
-/// `--new-patients` and `--encounters`), and whether to generate the days
-/// missing before the date first (`--catch-up`), and how many at most.
+/// `--new-patients` and `--encounters`), whether to generate the days
+/// missing before the date first (`--catch-up`), and how many at most, and
+/// the defects profile (`--defects`; the config's when `None`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub new_patients: Option<u32>,
     pub encounters: Option<u32>,
     /// `Some(limit)`: generate up to `limit` missing days first.
     pub catch_up: Option<u32>,
+    pub defects: Option<Profile>,
 }
 
 /// What a `generate` call did.
@@ -92,6 +95,17 @@ impl Engine {
         let started = Instant::now();
         let timeout = Duration::from_secs(self.config.state.lock_timeout_secs);
         let (store, ledger) = self.open(mode, timeout)?;
+        let rates = self.config.defects.rates(overrides.defects);
+        if !ledger.is_empty() {
+            let recorded = store.defects_profile()?;
+            if recorded != rates.record() {
+                return Err(Error::DefectsConflict {
+                    mode,
+                    recorded,
+                    asked: rates.record(),
+                });
+            }
+        }
         let dir = self.layout.batch_dir(mode, date);
         if let Some(entry) = ledger.iter().find(|e| e.date == date) {
             let manifest = self.committed_manifest(mode, entry)?;
@@ -153,6 +167,7 @@ impl Engine {
                 mode,
                 day,
                 &Overrides::default(),
+                &rates,
                 &mut |_| {},
             )?;
             caught_up.push(Outcome {
@@ -164,7 +179,8 @@ impl Engine {
             });
         }
         let began = Instant::now();
-        let manifest = self.commit_day(&store, &mut state, mode, date, overrides, on_file)?;
+        let manifest =
+            self.commit_day(&store, &mut state, mode, date, overrides, &rates, on_file)?;
         Ok(Outcome {
             created: true,
             dir,
@@ -179,6 +195,7 @@ impl Engine {
     }
 
     /// Generates and commits one day on top of `state`, which it advances.
+    #[allow(clippy::too_many_arguments)]
     fn commit_day(
         &self,
         store: &StateStore,
@@ -186,6 +203,7 @@ impl Engine {
         mode: Mode,
         date: BatchDate,
         overrides: &Overrides,
+        rates: &Rates,
         on_file: &mut (dyn FnMut(&std::path::Path) + Send),
     ) -> Result<Manifest> {
         let started = Instant::now();
@@ -195,6 +213,7 @@ impl Engine {
             mode,
             date,
             overrides,
+            rates,
             self.config.generation.effective_threads(),
             state,
             &staging,
@@ -297,6 +316,34 @@ impl Engine {
         let store = StateStore::open(&self.layout, mode, timeout)?;
         rebuild::replay(self, &store, mode)
     }
+}
+
+/// The rates a mode's batches were made with, from the profile their
+/// manifests record (`None`: clean). A custom table must still be the
+/// config's: its digest is what was recorded.
+fn recorded_rates(config: &Config, recorded: Option<&str>, mode: Mode) -> Result<Rates> {
+    let Some(recorded) = recorded else {
+        return Ok(config.defects.rates(Some(Profile::None)));
+    };
+    let profile = if recorded.starts_with("custom:") {
+        Profile::Custom
+    } else {
+        recorded.parse().map_err(|_| Error::StateMismatch {
+            mode,
+            problem: format!("the batches record an unknown defects profile {recorded:?}"),
+        })?
+    };
+    let rates = config.defects.rates(Some(profile));
+    if rates.record() != recorded {
+        return Err(Error::StateMismatch {
+            mode,
+            problem: format!(
+                "the batches were made with the defects profile {recorded}, and the config's custom table is now {}: restore that table to rebuild",
+                rates.record()
+            ),
+        });
+    }
+    Ok(rates)
 }
 
 /// A committed date asked for again with volumes: they must be its own.

@@ -68,6 +68,12 @@ pub fn replay(engine: &Engine, store: &StateStore, mode: Mode) -> Result<Rebuilt
         });
     }
 
+    // The batches' own defects profile, as their manifests record it.
+    let recorded = committed
+        .iter()
+        .flatten()
+        .find_map(|(m, _)| m.defects.clone());
+    let rates = super::recorded_rates(config, recorded.as_deref(), mode)?;
     let mut state = State::default();
     // Missing days no ledger gives volumes for, generated with the config's.
     let mut guessed = Vec::new();
@@ -95,7 +101,7 @@ pub fn replay(engine: &Engine, store: &StateStore, mode: Mode) -> Result<Rebuilt
         let overrides = volumes.map_or_else(Overrides::default, |v| Overrides {
             new_patients: Some(v.new_patients),
             encounters: Some(v.encounters),
-            catch_up: None,
+            ..Overrides::default()
         });
         let staging = store.begin(day)?;
         let built = batch::build(
@@ -103,6 +109,7 @@ pub fn replay(engine: &Engine, store: &StateStore, mode: Mode) -> Result<Rebuilt
             mode,
             day,
             &overrides,
+            &rates,
             config.generation.effective_threads(),
             &mut state,
             &staging,

@@ -4,7 +4,9 @@
 //! ever registered), `encounter_id_counter.txt` (the last encounter number
 //! issued) and `ledger.csv` (every committed date, with the counters after it
 //! and its manifest's sha256). The ledger ties the three together: loading
-//! refuses state whose files disagree.
+//! refuses state whose files disagree. A mode generated with a defects
+//! profile also has `defects.json`: the profile, and the rows held back for
+//! later batches (see [`crate::defects`]).
 //!
 //! Commit protocol, under the mode's lock:
 //! 1. the batch is written to `<data_dir>/.staging/<mode>/<date>/` and the new
@@ -53,8 +55,18 @@ pub const MASTER_FILE: &str = "patients_master.csv";
 pub const COUNTER_FILE: &str = "encounter_id_counter.txt";
 pub const LEDGER_FILE: &str = "ledger.csv";
 pub const CENSUS_FILE: &str = "census.csv";
+pub const DEFECTS_FILE: &str = "defects.json";
 /// Written in this order, the ledger last (see [`StateStore::replace`]).
 const STATE_FILES: [&str; 4] = [MASTER_FILE, COUNTER_FILE, CENSUS_FILE, LEDGER_FILE];
+/// Every file a state may have, in the order they are moved into place:
+/// the optional defects file before the ledger.
+const ALL_STATE_FILES: [&str; 5] = [
+    MASTER_FILE,
+    COUNTER_FILE,
+    CENSUS_FILE,
+    DEFECTS_FILE,
+    LEDGER_FILE,
+];
 const TXN_DIR: &str = ".txn";
 const COMMIT_MARKER: &str = "COMMIT";
 /// Where `state rebuild` prepares the new files before renaming them over.
@@ -69,6 +81,8 @@ pub struct State {
     /// The encounters carried to the next day.
     pub census: Vec<Carried>,
     pub ledger: Vec<LedgerEntry>,
+    /// The defects profile and the rows it holds back; `None` for `none`.
+    pub defects: Option<crate::defects::Ledger>,
 }
 
 /// The size and modification time of each state file: any commit or edit
@@ -81,8 +95,36 @@ fn write_state_files(dir: &Path, state: &State) -> Result<()> {
     files::write_master(&dir.join(MASTER_FILE), &state.patients)?;
     files::write_counter(&dir.join(COUNTER_FILE), state.encounter_counter)?;
     files::write_census(&dir.join(CENSUS_FILE), &state.census)?;
+    if let Some(defects) = &state.defects {
+        let mut bytes = serde_json::to_vec(defects).unwrap_or_default();
+        bytes.push(b'\n');
+        write_synced(&dir.join(DEFECTS_FILE), &bytes)?;
+    }
     files::write_ledger(&dir.join(LEDGER_FILE), &state.ledger)?;
     sync_dir(dir)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create_new(path).map_err(Error::io("cannot create", path))?;
+    file.write_all(bytes)
+        .map_err(Error::io("cannot write", path))?;
+    file.sync_all().map_err(Error::io("cannot sync", path))
+}
+
+/// The defects file of a state folder, if it has one.
+fn read_defects(path: &Path) -> Result<Option<crate::defects::Ledger>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::CorruptState {
+                path: path.to_path_buf(),
+                line: Some(e.line() as u64),
+                reason: format!("not a defects ledger: {e}"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("cannot read", path)(e)),
+    }
 }
 
 /// A mode's state, locked for writing.
@@ -234,12 +276,21 @@ impl StateStore {
                 ),
             });
         }
+        let defects = read_defects(&self.path(DEFECTS_FILE))?;
         Ok(State {
             patients,
             encounter_counter,
             census,
             ledger,
+            defects,
         })
+    }
+
+    /// The defects profile the mode's state records (`none` without one),
+    /// read without loading the rest.
+    pub fn defects_profile(&self) -> Result<String> {
+        Ok(read_defects(&self.path(DEFECTS_FILE))?
+            .map_or_else(|| "none".to_string(), |d| d.profile))
     }
 
     /// A fresh staging directory for `date`'s batch.
@@ -288,11 +339,15 @@ impl StateStore {
             remove_dir_all(&dir)?;
         }
         write_state_files(&dir, state)?;
-        for file in STATE_FILES {
-            std::fs::rename(dir.join(file), self.path(file)).map_err(Error::io(
-                "cannot move state file into place",
-                self.path(file),
-            ))?;
+        for file in ALL_STATE_FILES {
+            if dir.join(file).exists() {
+                std::fs::rename(dir.join(file), self.path(file)).map_err(Error::io(
+                    "cannot move state file into place",
+                    self.path(file),
+                ))?;
+            } else if file == DEFECTS_FILE && self.path(file).exists() {
+                remove_file(&self.path(file))?;
+            }
         }
         sync_dir(&self.dir)?;
         remove_dir_all(&dir)?;
@@ -301,7 +356,7 @@ impl StateStore {
 
     /// The state files' sizes and modification times.
     pub fn fingerprint(&self) -> StateFingerprint {
-        STATE_FILES
+        ALL_STATE_FILES
             .iter()
             .map(|f| {
                 let meta = std::fs::metadata(self.path(f)).ok()?;
@@ -344,7 +399,7 @@ impl StateStore {
         }
         crashpoint::reached("published");
         let txn = self.txn();
-        for file in STATE_FILES {
+        for file in ALL_STATE_FILES {
             let from = txn.join(file);
             if from.exists() {
                 std::fs::rename(&from, self.path(file)).map_err(Error::io(
@@ -383,6 +438,10 @@ impl StateStore {
             let _ = std::fs::remove_dir(parent);
         }
     }
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    std::fs::remove_file(path).map_err(Error::io("cannot remove", path))
 }
 
 fn remove_dir_all(dir: &Path) -> Result<()> {

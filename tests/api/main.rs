@@ -10,6 +10,7 @@ mod common;
 
 mod batches;
 mod conditional;
+mod defects;
 mod errors;
 mod helpers;
 mod lifecycle;

@@ -54,7 +54,14 @@ async fn the_committed_openapi_document_is_the_one_served_and_printed() {
     let datasets = &spec["components"]["schemas"]["Dataset"]["enum"];
     assert_eq!(
         *datasets,
-        serde_json::json!(["patients", "encounters", "vitals", "labs", "notes"])
+        serde_json::json!([
+            "patients",
+            "encounters",
+            "vitals",
+            "labs",
+            "notes",
+            "defects"
+        ])
     );
     for path in [
         "/batches/{date}",

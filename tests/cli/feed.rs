@@ -329,7 +329,7 @@ fn the_readme_duckdb_upsert_rebuilds_the_final_encounter_table() {
 /// The Python with the duckdb package: `DATAGEN_TEST_PYTHON` (which
 /// `.ci/run` sets), else `python3`. Without one the test says it is
 /// skipped, except under CI, where it fails.
-fn python_with_duckdb() -> Option<String> {
+pub(crate) fn python_with_duckdb() -> Option<String> {
     let python = std::env::var("DATAGEN_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let found = std::process::Command::new(&python)
         .args(["-c", "import duckdb"])

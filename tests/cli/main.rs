@@ -9,6 +9,7 @@ mod common;
 
 mod bad_input;
 mod batches;
+mod defects;
 mod feed;
 mod golden;
 mod helpers;

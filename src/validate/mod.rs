@@ -13,6 +13,14 @@
 //! including the lab catalog in `labs.schema.json`), never from the
 //! generator's code. Memory stays proportional to patients and encounters,
 //! not vitals rows.
+//!
+//! A batch with a defects profile lists `_defects.jsonl`: it is checked by
+//! [`truth`], which reports every problem with its kind and compares them
+//! with the labels.
+
+mod truth;
+
+pub use truth::{TruthReport, read_labels};
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -23,6 +31,9 @@ use crate::dataset::{Dataset, FileFormat};
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::output::{file_digest, parse_timestamp};
 use crate::schema::contract;
+
+/// The defects' ground truth, listed in a batch with a defects profile.
+const DEFECTS: &str = "_defects.jsonl";
 
 /// Problems reported before giving up on a batch.
 const MAX_PROBLEMS: usize = 20;
@@ -50,6 +61,8 @@ impl std::fmt::Display for Problem {
 #[derive(Clone, Debug)]
 pub struct Summary {
     pub manifest: Manifest,
+    /// For a batch with defects: what was found, against its labels.
+    pub truth: Option<TruthReport>,
 }
 
 struct Checker {
@@ -113,6 +126,9 @@ struct Context<'f> {
 #[derive(Default)]
 pub struct Feed {
     encounters: HashMap<String, Known>,
+    /// With defects: the vitals, labs and notes IDs sent so far (a row sent
+    /// again is a correction, one never sent is late).
+    children: std::collections::HashSet<String>,
     /// Per patient: the attributes that never change, and the death date.
     patients: HashMap<String, (Vec<String>, Option<String>)>,
 }
@@ -390,9 +406,13 @@ fn validate_in(dir: &Path, feed: Option<&mut Feed>) -> Result<Summary, Vec<Probl
             }
             Err(e) => c.report(&entry.name, None, format!("cannot be read: {e}")),
         }
+        // A drifted file announces its new version; with defects it is
+        // checked as such (see `truth`).
+        let drifted = entry.columns.is_some() && manifest.file(DEFECTS).is_some();
         if let Some(d) = Dataset::ALL
             .into_iter()
             .find(|d| d.file_name() == entry.name)
+            && !drifted
             && (entry.schema != d.schema_file()
                 || entry.schema_version != crate::schema::version(d))
         {
@@ -433,6 +453,20 @@ fn validate_in(dir: &Path, feed: Option<&mut Feed>) -> Result<Summary, Vec<Probl
         seqs: HashMap::new(),
         feed,
     };
+    if manifest.file(DEFECTS).is_some() {
+        let labels = match read_labels(&dir.join(DEFECTS)) {
+            Ok(labels) => labels,
+            Err(e) => {
+                c.report(DEFECTS, None, e);
+                return Err(c.problems);
+            }
+        };
+        let report = truth::check_batch(dir, &manifest, labels, &mut cx);
+        return Ok(Summary {
+            manifest,
+            truth: Some(report),
+        });
+    }
     for d in Dataset::ALL {
         let Some(entry) = manifest.file(d.file_name()) else {
             continue;
@@ -456,7 +490,10 @@ fn validate_in(dir: &Path, feed: Option<&mut Feed>) -> Result<Summary, Vec<Probl
         }
     }
     if c.problems.is_empty() {
-        Ok(Summary { manifest })
+        Ok(Summary {
+            manifest,
+            truth: None,
+        })
     } else {
         Err(c.problems)
     }
@@ -521,7 +558,6 @@ fn check_rows(c: &mut Checker, dir: &Path, d: Dataset, cx: &mut Context<'_>) -> 
 fn check_json_lines(c: &mut Checker, dir: &Path, d: Dataset, cx: &mut Context<'_>) -> Option<u64> {
     use std::io::BufRead;
     let file = d.file_name();
-    let contract = contract(d);
     let reader = match File::open(dir.join(file)) {
         Ok(f) => std::io::BufReader::new(f),
         Err(e) => {
@@ -542,32 +578,7 @@ fn check_json_lines(c: &mut Checker, dir: &Path, d: Dataset, cx: &mut Context<'_
         rows += 1;
         let checked = serde_json::from_str::<serde_json::Value>(&line)
             .map_err(|e| format!("is not a JSON object: {e}"))
-            .and_then(|value| {
-                contract.check_value(&value)?;
-                let keys: Vec<&str> = value
-                    .as_object()
-                    .map(|o| o.keys().map(String::as_str).collect())
-                    .unwrap_or_default();
-                if keys != crate::schema::header(d) {
-                    return Err(format!(
-                        "keys are [{}], the schema orders them [{}]",
-                        keys.join(","),
-                        crate::schema::header(d).join(",")
-                    ));
-                }
-                let text = |key: &str| value[key].as_str().unwrap_or_default().to_string();
-                let authored = parse_timestamp(&text("authored_at"))
-                    .ok_or("authored_at is not RFC 3339 UTC")?;
-                check_child(
-                    cx,
-                    2,
-                    &text("note_id"),
-                    &text("encounter_id"),
-                    &text("patient_id"),
-                    ("authored_at", authored),
-                    None,
-                )
-            });
+            .and_then(|value| check_object(d, &value, cx));
         if let Err(e) = checked {
             c.report(file, Some(line_no), e);
         }
@@ -576,6 +587,35 @@ fn check_json_lines(c: &mut Checker, dir: &Path, d: Dataset, cx: &mut Context<'_
         }
     }
     Some(rows)
+}
+
+/// Checks one JSON Lines object (a note): its schema, its key order, and
+/// its place in its encounter.
+fn check_object(d: Dataset, value: &serde_json::Value, cx: &mut Context<'_>) -> Result<(), String> {
+    contract(d).check_value(value)?;
+    let keys: Vec<&str> = value
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    if keys != crate::schema::header(d) {
+        return Err(format!(
+            "keys are [{}], the schema orders them [{}]",
+            keys.join(","),
+            crate::schema::header(d).join(",")
+        ));
+    }
+    let text = |key: &str| value[key].as_str().unwrap_or_default().to_string();
+    let authored =
+        parse_timestamp(&text("authored_at")).ok_or("authored_at is not RFC 3339 UTC")?;
+    check_child(
+        cx,
+        2,
+        &text("note_id"),
+        &text("encounter_id"),
+        &text("patient_id"),
+        ("authored_at", authored),
+        None,
+    )
 }
 
 /// The rules that span columns or files. Runs only on schema-valid rows.
@@ -782,8 +822,9 @@ fn check_links(d: Dataset, r: &csv::StringRecord, cx: &mut Context<'_>) -> Resul
                 ));
             }
         }
-        // Checked object by object in `check_json_lines`.
-        Dataset::Notes => {}
+        // Checked object by object in `check_json_lines`; the defects'
+        // ground truth is not a dataset of the feed.
+        Dataset::Notes | Dataset::Defects => {}
     }
     Ok(())
 }
