@@ -11,6 +11,10 @@
 //! Late and corrected rows are clean rows dated before the batch's day: one
 //! batch cannot tell them apart, so they are left to `--feed`, which knows
 //! whether the row's ID was sent before (a correction) or not (late).
+//!
+//! Unlike the strict check, this one reads each file whole and keeps a hash
+//! of every row (duplicates are found by content), and a feed keeps every
+//! vitals, labs and notes ID: memory grows with rows here.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
