@@ -140,7 +140,7 @@ fn location(date: BatchDate, mode: Mode) -> HeaderValue {
         (status = 400, description = "Invalid date, mode, dataset, query parameter or volume", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Auth is on and the bearer token is missing or wrong", body = Problem, content_type = "application/problem+json"),
         (status = 406, description = "None of the Accept types can be produced (with ?dataset=, the Accept header excludes that file's type)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The date is not the mode's next one (urn:datagen:problem:date-order: the detail names the next date; ask with catch_up=true to generate the days missing first, up to server.max_catch_up_days), the date is already committed with other volumes than the ones asked for (urn:datagen:problem:volume-conflict; nothing is regenerated), encounters were asked for on a date on which nobody can be seen (urn:datagen:problem:no-patients), or the mode's state was started with another defects profile (urn:datagen:problem:defects-conflict)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The date is not the mode's next one (urn:datagen:problem:date-order: the detail names the next date; ask with catch_up=true to generate the days missing first, up to server.max_catch_up_days), the date is already committed with other volumes than the ones asked for (urn:datagen:problem:volume-conflict; nothing is regenerated), encounters were asked for on a date on which nobody can be seen (urn:datagen:problem:no-patients), the mode's state was started with another defects profile (urn:datagen:problem:defects-conflict), or ?dataset=defects was asked for a batch without a defects profile (urn:datagen:problem:no-defects)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Write failure; nothing was half-committed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The mode's state is locked by another process (urn:datagen:problem:state-locked, see Retry-After), or cannot be trusted (urn:datagen:problem:state-inconsistent: it disagrees with the committed batches or is damaged; the detail names the file and the way out)", body = Problem, content_type = "application/problem+json"),
     )
@@ -174,8 +174,10 @@ pub async fn generate(
             .rates(query.defects)
             .is_clean()
     {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
             "no-defects",
+            "No defects",
             "?dataset=defects needs a defects profile other than none (?defects=light, heavy or custom): a clean batch has no _defects.jsonl",
         ));
     }

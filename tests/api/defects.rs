@@ -100,7 +100,7 @@ async fn another_profile_is_refused_and_nothing_is_written() {
     let detail = problem(
         app.post("/batches/2026-03-01?mode=raw&dataset=defects")
             .await,
-        400,
+        409,
     )
     .await;
     assert!(detail.contains("needs a defects profile"), "{detail}");
