@@ -42,7 +42,21 @@ pub(super) fn spoil(
             },
         });
     };
-    let later = |rng: &mut ChaCha8Rng| f.date.days_after(rng.random_range(1..=3u64));
+    // A row for a batch 1 to 3 days later.
+    let hold = |rng: &mut ChaCha8Rng, key, change: Option<(&str, String)>, line: Vec<u8>| {
+        let due = f.date.days_after(rng.random_range(1..=3u64))?;
+        let (column, clean) = change.map_or((None, None), |(c, v)| (Some(c.to_string()), Some(v)));
+        Some(Pending {
+            due,
+            dataset: d,
+            kind,
+            original_batch: f.date,
+            key,
+            column,
+            clean,
+            line: String::from_utf8(line).ok()?,
+        })
+    };
     match kind {
         Kind::DuplicateExact => {
             chunk.bytes.extend_from_slice(&original);
@@ -59,42 +73,20 @@ pub(super) fn spoil(
             label(chunk, new, Some(id_column), Some(key));
         }
         Kind::LateArrival => {
-            let (Some(due), Ok(text)) = (later(rng), String::from_utf8(original)) else {
+            let Some(held) = hold(rng, key, None, original) else {
                 return;
             };
             chunk.bytes.truncate(start);
             chunk.rows -= 1;
-            chunk.held.push(Pending {
-                due,
-                dataset: d,
-                kind,
-                original_batch: f.date,
-                key,
-                column: None,
-                clean: None,
-                line: text,
-            });
+            chunk.held.push(held);
         }
         Kind::Correction => {
-            let Some((column, clean)) = correct(d, &mut row, rng) else {
+            let Some(change) = correct(d, &mut row, rng) else {
                 return;
             };
-            let Some(due) = later(rng) else { return };
             let mut text = Vec::new();
             row.render(&mut text);
-            let Ok(text) = String::from_utf8(text) else {
-                return;
-            };
-            chunk.held.push(Pending {
-                due,
-                dataset: d,
-                kind,
-                original_batch: f.date,
-                key,
-                column: Some(column.to_string()),
-                clean: Some(clean),
-                line: text,
-            });
+            chunk.held.extend(hold(rng, key, Some(change), text));
         }
         _ => {
             let Some(edit) = value(d, kind, &row, rng) else {

@@ -411,14 +411,12 @@ pub struct FileDefects {
 /// Every file's defects on one date.
 #[derive(Debug, Default)]
 pub struct DayDefects {
-    pub date: Option<BatchDate>,
     files: BTreeMap<Dataset, Arc<FileDefects>>,
 }
 
 impl DayDefects {
     /// No defects at all.
     pub const NONE: DayDefects = DayDefects {
-        date: None,
         files: BTreeMap::new(),
     };
 
@@ -478,10 +476,7 @@ impl DayDefects {
                 }),
             );
         }
-        DayDefects {
-            date: Some(date),
-            files,
-        }
+        DayDefects { files }
     }
 
     pub fn file(&self, dataset: Dataset) -> Option<Arc<FileDefects>> {
