@@ -17,6 +17,10 @@
 //!   default threads; its throughput against `none` is the same batch's
 //!   wall time over the heavy one's (the heavy batch writes more bytes, so
 //!   MB/s would flatter it).
+//! - **Parquet:** the same whole batch with `--format parquet` (five zstd
+//!   Parquet files instead of the text files), default threads: seconds,
+//!   MB/s of the Parquet bytes, rows/s, and each file's size against its
+//!   text file's.
 //!
 //! `cargo bench --bench batch` prints one JSON object, then a table.
 
@@ -32,9 +36,7 @@ const RUNS: usize = 3;
 fn main() {
     let mut rows = Vec::new();
     for threads in ["1", "0"] {
-        let runs: Vec<Run> = (0..RUNS)
-            .map(|_| batch(ENCOUNTERS, threads, "none"))
-            .collect();
+        let runs: Vec<Run> = (0..RUNS).map(|_| batch(ENCOUNTERS, threads, &[])).collect();
         rows.push((threads, median_run(runs)));
     }
     let bytes = rows[0].1.bytes;
@@ -42,10 +44,32 @@ fn main() {
     let hand_mbps = median(hand);
     let memory: Vec<(u32, f64)> = [20_000u32, 200_000]
         .iter()
-        .map(|&n| (n, batch(n, "0", "none").peak_rss_mib))
+        .map(|&n| (n, batch(n, "0", &[]).peak_rss_mib))
         .collect();
-    let heavy = median_run((0..RUNS).map(|_| batch(ENCOUNTERS, "0", "heavy")).collect());
+    let heavy = median_run(
+        (0..RUNS)
+            .map(|_| batch(ENCOUNTERS, "0", &["--defects", "heavy"]))
+            .collect(),
+    );
     let none_seconds = rows[1].1.seconds;
+    let parquet = median_run(
+        (0..RUNS)
+            .map(|_| batch(ENCOUNTERS, "0", &["--format", "parquet"]))
+            .collect(),
+    );
+    let sizes: Vec<(String, u64, u64)> = rows[1]
+        .1
+        .files
+        .iter()
+        .filter_map(|(name, text)| {
+            let stem = name.split('.').next()?;
+            let (_, bytes) = parquet
+                .files
+                .iter()
+                .find(|(n, _)| n == &format!("{stem}.parquet"))?;
+            Some((stem.to_string(), *text, *bytes))
+        })
+        .collect();
     let heavy_ratio = none_seconds / heavy.seconds;
 
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -63,6 +87,13 @@ fn main() {
             "rows_per_s": r.rows.iter().map(|(name, n)| (name.clone(), serde_json::json!((*n as f64 / r.seconds).round()))).collect::<serde_json::Map<_, _>>(),
         })).collect::<Vec<_>>(),
         "peak_rss_mib": memory.iter().map(|(n, mib)| serde_json::json!({"encounters": n, "mib": round(*mib)})).collect::<Vec<_>>(),
+        "parquet": {
+            "threads": cores,
+            "seconds": round(parquet.seconds),
+            "mb_per_s": round(parquet.mb_per_s()),
+            "rows_per_s": parquet.rows.iter().map(|(name, n)| (name.clone(), serde_json::json!((*n as f64 / parquet.seconds).round()))).collect::<serde_json::Map<_, _>>(),
+            "bytes": sizes.iter().map(|(name, text, pq)| (name.clone(), serde_json::json!({"text": text, "parquet": pq}))).collect::<serde_json::Map<_, _>>(),
+        },
         "defects_heavy": {
             "threads": cores,
             "seconds": round(heavy.seconds),
@@ -106,6 +137,18 @@ fn main() {
         println!("peak RSS at {n} encounters: {mib:.1} MiB");
     }
     println!(
+        "--format parquet, threads {cores}: {:.3} s ({:.0} MB/s of Parquet; CSV: {:.3} s)",
+        parquet.seconds,
+        parquet.mb_per_s(),
+        none_seconds
+    );
+    for (name, text, pq) in &sizes {
+        println!(
+            "  {name}: text {text} bytes, parquet {pq} bytes ({:.0}%)",
+            *pq as f64 / *text as f64 * 100.0
+        );
+    }
+    println!(
         "--defects heavy, threads {cores}: {:.3} s against none's {none_seconds:.3} s: throughput {:.0}% of none",
         heavy.seconds,
         heavy_ratio * 100.0
@@ -124,6 +167,8 @@ fn median(mut xs: Vec<f64>) -> f64 {
 struct Run {
     seconds: f64,
     bytes: u64,
+    /// Each file of the batch and its size.
+    files: Vec<(String, u64)>,
     rows: Vec<(String, u64)>,
     peak_rss_mib: f64,
 }
@@ -140,7 +185,7 @@ fn median_run(mut runs: Vec<Run>) -> Run {
 }
 
 /// One whole batch from a fresh state, under GNU time for its peak RSS.
-fn batch(encounters: u32, threads: &str, defects: &str) -> Run {
+fn batch(encounters: u32, threads: &str, extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let new_patients = (encounters * 2 / 5).to_string();
     let started = Instant::now();
@@ -161,7 +206,8 @@ fn batch(encounters: u32, threads: &str, defects: &str) -> Run {
             "--new-patients",
             &new_patients,
         ])
-        .args(["--threads", threads, "--defects", defects])
+        .args(["--threads", threads])
+        .args(extra)
         .current_dir(dir.path())
         .env("RUST_LOG", "warn")
         .output()
@@ -197,9 +243,20 @@ fn batch(encounters: u32, threads: &str, defects: &str) -> Run {
             (name.to_string(), f["rows"].as_u64().unwrap_or(0))
         })
         .collect();
+    let files = std::fs::read_dir(&batch)
+        .expect("batch dir")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().ok()?.len(),
+            ))
+        })
+        .collect();
     Run {
         seconds,
         bytes: dir_bytes(&batch),
+        files,
         rows,
         peak_rss_mib,
     }

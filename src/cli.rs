@@ -145,6 +145,15 @@ pub struct GenerateArgs {
     /// custom (the config's defects.rates) [default: from config, none]
     #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
     pub defects: Option<crate::defects::Profile>,
+    /// The files to write: csv (CSV, and JSON Lines for notes), parquet, or
+    /// both [default: from config, csv]
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<crate::dataset::OutputFormat>,
+}
+
+fn parse_format(s: &str) -> Result<crate::dataset::OutputFormat, String> {
+    s.parse()
+        .map_err(|_| format!("unknown format {s:?}: expected csv, parquet or both"))
 }
 
 fn parse_profile(s: &str) -> Result<crate::defects::Profile, String> {
@@ -351,6 +360,7 @@ fn generate(engine: &Engine, args: &GenerateArgs) -> Result<(), Error> {
         encounters: args.encounters,
         catch_up: args.catch_up.then_some(u32::MAX),
         defects: args.defects,
+        format: args.format,
     };
     let dates = match (args.date, args.from, args.to) {
         (Some(date), _, _) => vec![date],
@@ -484,7 +494,14 @@ fn describe(outcome: &Outcome) -> String {
         .manifest
         .files
         .iter()
-        .map(|f| format!("{} {}", f.rows, f.dataset_name()))
+        .map(|f| {
+            let parquet = if f.name.ends_with(".parquet") {
+                " (parquet)"
+            } else {
+                ""
+            };
+            format!("{} {}{parquet}", f.rows, f.dataset_name())
+        })
         .collect();
     if outcome.created {
         format!(

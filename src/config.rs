@@ -36,7 +36,17 @@ pub struct Config {
     pub population: Population,
     pub missing: MissingRates,
     pub defects: DefectsConfig,
+    pub output: OutputConfig,
     pub scenarios: Vec<Scenario>,
+}
+
+/// The files a batch is written as.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// `csv` (the text files: CSV, and JSON Lines for notes), `parquet`, or
+    /// `both`.
+    pub format: crate::dataset::OutputFormat,
 }
 
 /// The defects batches carry (see [`crate::defects`]).

@@ -44,6 +44,72 @@ pub enum FileFormat {
     JsonLines,
 }
 
+/// Which files a batch has for each dataset: its text file (CSV, or JSON
+/// Lines for notes), its Parquet file (`crate::columnar`), or both.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum OutputFormat {
+    #[default]
+    Csv,
+    Parquet,
+    Both,
+}
+
+impl std::fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl OutputFormat {
+    /// Whether the text files are written.
+    pub fn text(self) -> bool {
+        self != OutputFormat::Parquet
+    }
+
+    /// Whether the Parquet files are written.
+    pub fn parquet(self) -> bool {
+        self != OutputFormat::Csv
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The format of a batch whose manifest lists `files`.
+    pub fn of_files<'a>(mut files: impl Iterator<Item = &'a str>) -> OutputFormat {
+        let (mut text, mut parquet) = (false, false);
+        for name in &mut files {
+            match Dataset::of_file(name) {
+                Some(Dataset::Defects) | None => {}
+                Some(_) if name.ends_with(".parquet") => parquet = true,
+                Some(_) => text = true,
+            }
+        }
+        match (text, parquet) {
+            (true, true) => OutputFormat::Both,
+            (false, true) => OutputFormat::Parquet,
+            _ => OutputFormat::Csv,
+        }
+    }
+}
+
+/// The media type Parquet files are served as.
+pub const PARQUET_MEDIA_TYPE: &str = "application/vnd.apache.parquet";
+
 impl FileFormat {
     /// The media type a file of this format is served as.
     pub fn media_type(self) -> &'static str {
@@ -145,6 +211,11 @@ impl Dataset {
         self.spec().file_name
     }
 
+    /// The dataset's Parquet file (`vitals.parquet`; see `crate::columnar`).
+    pub fn parquet_file_name(self) -> String {
+        format!("{}.parquet", self.name())
+    }
+
     pub fn format(self) -> FileFormat {
         self.spec().format
     }
@@ -160,11 +231,16 @@ impl Dataset {
         media.split_once(';').map_or(media, |(essence, _)| essence)
     }
 
-    /// The dataset a file of a batch belongs to.
+    /// The dataset a file of a batch belongs to (its text or Parquet file).
     pub fn of_file(file_name: &str) -> Option<Dataset> {
         REGISTRY
             .iter()
-            .find(|s| s.file_name == file_name)
+            .find(|s| {
+                s.file_name == file_name
+                    || file_name
+                        .strip_suffix(".parquet")
+                        .is_some_and(|n| n == s.name && s.dataset != Dataset::Defects)
+            })
             .map(|s| s.dataset)
     }
 

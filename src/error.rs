@@ -82,6 +82,12 @@ pub enum Error {
         asked: String,
     },
 
+    /// A defects profile asked for with Parquet files.
+    #[error(
+        "defects spoil the text files, and a Parquet column keeps its type: the defects profile {profile} needs --format csv (this run asks for {format}). Nothing was written"
+    )]
+    DefectsNeedText { profile: String, format: String },
+
     #[error("the {mode} state in {} is locked by another datagen process; gave up after {}s", dir.display(), waited.as_secs())]
     Locked {
         mode: Mode,

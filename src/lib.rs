@@ -18,6 +18,7 @@
 
 pub(crate) mod catalog;
 pub mod cli;
+pub(crate) mod columnar;
 pub mod config;
 pub(crate) mod crashpoint;
 pub mod dataset;

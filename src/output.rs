@@ -11,7 +11,8 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate};
 use sha2::{Digest, Sha256};
 
-use crate::dataset::{Dataset, FileFormat};
+use crate::columnar::{Columns, ParquetFile};
+use crate::dataset::{Dataset, FileFormat, OutputFormat};
 use crate::defects::{ChunkLabel, FileDefects, Label, Pending};
 use crate::error::{Error, Result};
 use crate::rows::{Encode, Fields, Row};
@@ -44,6 +45,12 @@ impl HashingFile {
             bytes: 0,
             started: 0,
         })
+    }
+
+    /// Describes a file written by another encoder (Parquet's) for the
+    /// manifest, leaving the sync for later.
+    pub fn close_as(self, path: PathBuf, name: String, rows: u64) -> Unsynced {
+        self.close(path, name, rows, Truth::default())
     }
 
     /// Describes the file for the manifest, leaving the sync for later.
@@ -179,6 +186,9 @@ pub struct Chunk {
     pub labels: Vec<ChunkLabel>,
     /// Rows held back for a later batch.
     pub held: Vec<Pending>,
+    /// The same rows as Arrow columns, for the Parquet file (an error if
+    /// they did not fit its schema).
+    pub columns: Option<std::result::Result<arrow_array::RecordBatch, String>>,
 }
 
 /// Encodes rows into a text format's bytes: CSV lines or JSON Lines objects.
@@ -195,6 +205,10 @@ pub struct Encoder {
     ts: Timestamps,
     /// The file's defects on this date, if it has any.
     defects: Option<Arc<FileDefects>>,
+    /// Whether rows are encoded as text (CSV or JSON Lines).
+    text: bool,
+    /// The rows as Arrow columns too, for a Parquet file.
+    columns: Option<Columns>,
 }
 
 impl Encoder {
@@ -209,7 +223,17 @@ impl Encoder {
             chunk: Chunk::default(),
             ts: Timestamps::default(),
             defects: None,
+            text: true,
+            columns: None,
         }
+    }
+
+    /// Encodes rows for the files `format` asks for: as text, as Arrow
+    /// columns for Parquet, or both.
+    pub fn with_format(mut self, dataset: Dataset, format: OutputFormat) -> Encoder {
+        self.text = format.text();
+        self.columns = format.parquet().then(|| Columns::new(dataset));
+        self
     }
 
     /// Spoils rows as the file's defects say (see [`crate::defects`]).
@@ -231,6 +255,13 @@ impl Encoder {
 
     /// Encodes one row as one line.
     pub fn row<E: Encode>(&mut self, row: &E) {
+        if let Some(columns) = &mut self.columns {
+            columns.next_row();
+            row.encode(columns);
+        }
+        if !self.text {
+            return;
+        }
         let start = self.chunk.bytes.len();
         let bytes = &mut self.chunk.bytes;
         match self.format {
@@ -255,9 +286,11 @@ impl Encoder {
         }
     }
 
-    /// Bytes encoded so far.
+    /// Bytes encoded so far, or for Parquet alone an estimate (rows are
+    /// about 100 bytes), so a caller flushing by size bounds both.
     pub fn len(&self) -> usize {
-        self.chunk.bytes.len()
+        let rows = self.columns.as_ref().map_or(0, Columns::rows);
+        self.chunk.bytes.len().max(rows * 100)
     }
 
     /// Hands over what is encoded, and starts a new chunk as large as this
@@ -272,18 +305,25 @@ impl Encoder {
     /// allocated and faulted in again.
     pub fn take_into(&mut self, mut buffer: Vec<u8>) -> Chunk {
         buffer.clear();
-        std::mem::replace(
+        let mut chunk = std::mem::replace(
             &mut self.chunk,
             Chunk {
                 bytes: buffer,
                 ..Chunk::default()
             },
-        )
+        );
+        if let Some(columns) = &mut self.columns {
+            if !self.text {
+                chunk.rows = columns.rows() as u64;
+            }
+            chunk.columns = Some(columns.take().map_err(|e| e.to_string()));
+        }
+        chunk
     }
 }
 
-/// The value writers both formats share: plain ASCII, no separators.
-mod plain {
+/// The value writers every format shares: plain ASCII, no separators.
+pub(crate) mod plain {
     use chrono::{Datelike, NaiveDate};
 
     pub use crate::numfmt::{fixed, padded, shortest, tenths, uint};
@@ -578,24 +618,89 @@ impl TextFile {
     }
 }
 
-/// Writes every row of `rows` to a new file of their dataset in `dir`, in
-/// chunks of about 64 KiB, spoiled as `defects` say; the file is synced
-/// later (see [`Syncs`]).
+/// A dataset's files in a batch: its text file, its Parquet file, or both,
+/// written from the same chunks.
+pub struct DatasetFiles {
+    text: Option<TextFile>,
+    parquet: Option<ParquetFile>,
+}
+
+impl DatasetFiles {
+    pub fn create(
+        dir: &Path,
+        dataset: Dataset,
+        defects: Option<&FileDefects>,
+        format: OutputFormat,
+    ) -> Result<DatasetFiles> {
+        Ok(DatasetFiles {
+            text: format
+                .text()
+                .then(|| TextFile::for_dataset(dir, dataset, defects))
+                .transpose()?,
+            parquet: format
+                .parquet()
+                .then(|| ParquetFile::create(dir, dataset))
+                .transpose()?,
+        })
+    }
+
+    pub fn write(&mut self, chunk: &Chunk) -> Result<()> {
+        if let Some(text) = &mut self.text {
+            text.write(chunk)?;
+        }
+        if let Some(parquet) = &mut self.parquet {
+            match &chunk.columns {
+                Some(Ok(batch)) => parquet.write(batch)?,
+                Some(Err(e)) => return Err(Error::InvalidInput(e.clone())),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The first file's path (where a failure is reported).
+    pub fn path(&self) -> PathBuf {
+        match (&self.text, &self.parquet) {
+            (Some(text), _) => text.path().to_path_buf(),
+            (None, Some(parquet)) => parquet.path().to_path_buf(),
+            (None, None) => PathBuf::new(),
+        }
+    }
+
+    /// Completes the files (text first) without syncing them.
+    pub fn close(self) -> Result<Vec<Unsynced>> {
+        let mut files = Vec::with_capacity(2);
+        if let Some(text) = self.text {
+            files.push(text.close());
+        }
+        if let Some(parquet) = self.parquet {
+            files.push(parquet.close()?);
+        }
+        Ok(files)
+    }
+}
+
+/// Writes every row of `rows` to new files of their dataset in `dir` (as
+/// `format` says), in chunks of about 64 KiB, spoiled as `defects` say; the
+/// files are synced later (see [`Syncs`]).
 pub fn write_rows<R: Row>(
     dir: &Path,
     rows: impl IntoIterator<Item = R>,
     defects: Option<Arc<FileDefects>>,
-) -> Result<Unsynced> {
-    let mut file = TextFile::for_dataset(dir, R::DATASET, defects.as_deref())?;
-    let mut encoder = Encoder::new(R::DATASET).with_defects(defects);
+    format: OutputFormat,
+) -> Result<Vec<Unsynced>> {
+    let mut files = DatasetFiles::create(dir, R::DATASET, defects.as_deref(), format)?;
+    let mut encoder = Encoder::new(R::DATASET)
+        .with_defects(defects)
+        .with_format(R::DATASET, format);
     for row in rows {
         encoder.row(&row);
         if encoder.len() >= CHUNK_BYTES {
-            file.write(&encoder.take())?;
+            files.write(&encoder.take())?;
         }
     }
-    file.write(&encoder.take())?;
-    Ok(file.close())
+    files.write(&encoder.take())?;
+    files.close()
 }
 
 /// How much is encoded before it is written.

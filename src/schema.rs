@@ -83,6 +83,8 @@ pub struct Column {
     pub maximum: Option<f64>,
     /// An RFC 3339 UTC timestamp column (`format: date-time`).
     pub timestamp: bool,
+    /// A calendar date column (`format: date`).
+    pub date: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +92,7 @@ pub enum Kind {
     String,
     Integer,
     Number,
+    Boolean,
 }
 
 /// The compiled contract of a dataset. The schemas are part of the binary and
@@ -134,6 +137,8 @@ impl Contract {
                     Kind::Integer
                 } else if types.contains(&"number") {
                     Kind::Number
+                } else if types.contains(&"boolean") {
+                    Kind::Boolean
                 } else {
                     Kind::String
                 };
@@ -155,6 +160,7 @@ impl Contract {
                     minimum: spec.get("minimum").and_then(Value::as_f64),
                     maximum: spec.get("maximum").and_then(Value::as_f64),
                     timestamp: spec.get("format").and_then(Value::as_str) == Some("date-time"),
+                    date: spec.get("format").and_then(Value::as_str) == Some("date"),
                 }
             })
             .collect();
@@ -218,6 +224,11 @@ impl Contract {
                         .and_then(serde_json::Number::from_f64)
                         .map(Value::Number)
                         .unwrap_or_else(|| Value::from(cell)),
+                    Kind::Boolean => match cell {
+                        "true" => Value::Bool(true),
+                        "false" => Value::Bool(false),
+                        _ => Value::from(cell),
+                    },
                     Kind::String => Value::from(cell),
                 }
             };

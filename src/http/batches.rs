@@ -58,6 +58,11 @@ pub struct GenerateQuery {
     /// `_defects.jsonl` (`GET /batches/{date}/defects`). A mode's state keeps
     /// the profile it started with: asking for another is a 409.
     pub defects: Option<crate::defects::Profile>,
+    /// The files to write (default: the config's `output.format`, `csv`):
+    /// `csv` (CSV, and JSON Lines for notes), `parquet` (one `.parquet` per
+    /// dataset), or `both`. With `?dataset=`, a `parquet` batch streams that
+    /// dataset's Parquet file.
+    pub format: Option<crate::dataset::OutputFormat>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -66,6 +71,26 @@ pub struct GenerateQuery {
 pub struct ModeQuery {
     /// Volume mode (default raw).
     pub mode: Option<Mode>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FileQuery {
+    /// Volume mode (default raw).
+    pub mode: Option<Mode>,
+    /// Which of the dataset's files: `csv` (its text file: CSV, or JSON
+    /// Lines for notes and defects; the default) or `parquet` (in a batch
+    /// written with `format=parquet` or `both`).
+    pub format: Option<FileChoice>,
+}
+
+/// Which of a dataset's files to fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileChoice {
+    Csv,
+    Parquet,
 }
 
 /// One committed batch.
@@ -132,15 +157,15 @@ fn location(date: BatchDate, mode: Mode) -> HeaderValue {
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Batch generated and committed. The tar archive holds <date>/patients.csv, encounters.csv, vitals.csv, labs.csv, notes.jsonl, _defects.jsonl (with a defects profile) and _manifest.json, in that order", headers(("Location" = String, description = "The batch's manifest URL")),
-            content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"), (String = "application/x-ndjson"))),
+            content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"), (String = "application/x-ndjson"), (String = "application/vnd.apache.parquet"))),
         (status = 200, description = "Batch already committed; nothing regenerated (same bodies as 201)", headers(("Location" = String, description = "The batch's manifest URL")),
-            content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"), (String = "application/x-ndjson"))),
+            content((Manifest = "application/json"), (String = "application/x-tar"), (String = "text/csv"), (String = "application/x-ndjson"), (String = "application/vnd.apache.parquet"))),
         (status = 202, description = "Still generating after server.request_timeout_secs. The batch commits in the background: GET the Location (404 with Retry-After while pending, then 200), or repeat the POST, which waits for it", body = Accepted,
             headers(("Location" = String, description = "The batch's manifest URL"), ("Retry-After" = u64, description = "Seconds to wait before polling"))),
         (status = 400, description = "Invalid date, mode, dataset, query parameter or volume", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Auth is on and the bearer token is missing or wrong", body = Problem, content_type = "application/problem+json"),
         (status = 406, description = "None of the Accept types can be produced (with ?dataset=, the Accept header excludes that file's type)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The date is not the mode's next one (urn:datagen:problem:date-order: the detail names the next date; ask with catch_up=true to generate the days missing first, up to server.max_catch_up_days), the date is already committed with other volumes than the ones asked for (urn:datagen:problem:volume-conflict; nothing is regenerated), encounters were asked for on a date on which nobody can be seen (urn:datagen:problem:no-patients), the mode's state was started with another defects profile (urn:datagen:problem:defects-conflict), or ?dataset=defects was asked for a batch without a defects profile (urn:datagen:problem:no-defects)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The date is not the mode's next one (urn:datagen:problem:date-order: the detail names the next date; ask with catch_up=true to generate the days missing first, up to server.max_catch_up_days), the date is already committed with other volumes than the ones asked for (urn:datagen:problem:volume-conflict; nothing is regenerated), encounters were asked for on a date on which nobody can be seen (urn:datagen:problem:no-patients), the mode's state was started with another defects profile (urn:datagen:problem:defects-conflict), ?dataset=defects was asked for a batch without a defects profile (urn:datagen:problem:no-defects), or a defects profile with format=parquet or both (urn:datagen:problem:defects-need-text)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Write failure; nothing was half-committed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The mode's state is locked by another process (urn:datagen:problem:state-locked, see Retry-After), or cannot be trusted (urn:datagen:problem:state-inconsistent: it disagrees with the committed batches or is damaged; the detail names the file and the way out)", body = Problem, content_type = "application/problem+json"),
     )
@@ -155,7 +180,9 @@ pub async fn generate(
         + Duration::from_secs(app.engine().config().server.request_timeout_secs);
     let date = parse_date(&date)?;
     let mode = query.mode.unwrap_or(Mode::Raw);
-    let format = answer_format(&headers, query.dataset)?;
+    let parquet_only = query.format.unwrap_or(app.engine().config().output.format)
+        == crate::dataset::OutputFormat::Parquet;
+    let format = answer_format(&headers, query.dataset, parquet_only)?;
     let server = &app.engine().config().server;
     let overrides = Overrides {
         encounters: bounded("encounters", query.encounters, server.max_encounters)?,
@@ -165,6 +192,7 @@ pub async fn generate(
             .unwrap_or(false)
             .then_some(server.max_catch_up_days),
         defects: query.defects,
+        format: query.format,
     };
     if query.dataset == Some(Dataset::Defects)
         && app
@@ -244,15 +272,17 @@ pub async fn generate(
 fn answer_format(
     headers: &HeaderMap,
     dataset: Option<Dataset>,
+    parquet: bool,
 ) -> Result<Option<Format>, ApiError> {
     if let Some(d) = dataset {
-        return negotiate(headers, &[d.media_essence()])
-            .map(|_| Some(Format::File(d)))
+        let format = Format::File(d, parquet && d != Dataset::Defects);
+        return negotiate(headers, &[format.media_essence()])
+            .map(|_| Some(format))
             .map_err(|e| ApiError {
                 detail: format!(
                     "{} is served as {}, which the Accept header excludes: {}",
-                    d.file_name(),
-                    d.media_essence(),
+                    format.file_name().unwrap_or_default(),
+                    format.media_essence(),
                     e.detail
                 ),
                 ..e
@@ -392,7 +422,10 @@ fn run_generation(
 fn streamed(mode: Mode, date: BatchDate, format: Format, created: bool, body: Body) -> Response {
     let (content_type, filename) = match format {
         Format::Tar => (TAR, format!("{mode}-{date}.tar")),
-        Format::File(d) => (d.media_type(), format!("{mode}-{date}-{}", d.file_name())),
+        Format::File(..) => (
+            format.media_type(),
+            format!("{mode}-{date}-{}", format.file_name().unwrap_or_default()),
+        ),
     };
     let status = if created {
         StatusCode::CREATED
@@ -542,7 +575,7 @@ async fn committed_manifest(
     params(
         ("date" = BatchDate, Path, description = "Run date, YYYY-MM-DD, from 1900-01-01 to 2199-12-31"),
         ("dataset" = Dataset, Path, description = "The file to fetch"),
-        ModeQuery,
+        FileQuery,
         ("Range" = Option<String>, Header, description = "One byte range: bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX. Anything else is ignored"),
         ("If-Range" = Option<String>, Header, description = "Apply the Range only if the file still has this ETag (or Last-Modified date)"),
         ("If-None-Match" = Option<String>, Header, description = "ETags from earlier responses: 304 if one is current"),
@@ -551,10 +584,10 @@ async fn committed_manifest(
     responses(
         (status = 200, description = "The file: CSV, or JSON Lines for notes",
             headers(("ETag" = String, description = "The file's sha256, quoted (weak when gzip-encoded)"), ("Last-Modified" = String, description = "When the file was written"), ("Accept-Ranges" = String, description = "bytes")),
-            content((String = "text/csv"), (String = "application/x-ndjson"))),
+            content((String = "text/csv"), (String = "application/x-ndjson"), (String = "application/vnd.apache.parquet"))),
         (status = 206, description = "The requested byte range",
             headers(("Content-Range" = String, description = "bytes FIRST-LAST/LEN"), ("ETag" = String, description = "The file's sha256, quoted")),
-            content((String = "text/csv"), (String = "application/x-ndjson"))),
+            content((String = "text/csv"), (String = "application/x-ndjson"), (String = "application/vnd.apache.parquet"))),
         (status = 304, description = "Not modified: If-None-Match names the current ETag, or If-Modified-Since is not older than the file",
             headers(("ETag" = String, description = "The file's sha256, quoted"))),
         (status = 400, description = "Invalid date, mode or query parameter", body = Problem, content_type = "application/problem+json"),
@@ -570,7 +603,7 @@ async fn committed_manifest(
 pub async fn file(
     State(app): State<AppState>,
     Path((date, dataset)): Path<(String, String)>,
-    Query(query): Query<ModeQuery>,
+    Query(query): Query<FileQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let date = parse_date(&date)?;
@@ -581,18 +614,13 @@ pub async fn file(
         ))
     })?;
     let mode = query.mode.unwrap_or(Mode::Raw);
+    let format = Format::File(dataset, query.format == Some(FileChoice::Parquet));
+    let name = format.file_name().unwrap_or_default();
     let manifest = committed_manifest(&app, mode, date).await?;
-    let entry = manifest.file(dataset.file_name()).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "the {mode} batch for {date} has no {}",
-            dataset.file_name()
-        ))
-    })?;
-    let path = app
-        .engine()
-        .layout()
-        .batch_dir(mode, date)
-        .join(dataset.file_name());
+    let entry = manifest
+        .file(&name)
+        .ok_or_else(|| ApiError::not_found(format!("the {mode} batch for {date} has no {name}")))?;
+    let path = app.engine().layout().batch_dir(mode, date).join(&name);
     let mut file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| ApiError::internal(&format!("cannot open {}: {e}", path.display())))?;
@@ -629,8 +657,7 @@ pub async fn file(
                 "Precondition failed",
                 format!(
                     "{} of the {mode} batch for {date} has ETag \"{}\"; If-Match or If-Unmodified-Since does not hold",
-                    dataset.file_name(),
-                    entry.sha256
+                    name, entry.sha256
                 ),
             ));
         }
@@ -641,7 +668,7 @@ pub async fn file(
                 "Range not satisfiable",
                 format!(
                     "{} is {} bytes; the range starts past its end",
-                    dataset.file_name(),
+                    name,
                     meta.len()
                 ),
             )
@@ -673,7 +700,7 @@ pub async fn file(
     headers.extend(common);
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(dataset.media_type()),
+        HeaderValue::from_static(format.media_type()),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));

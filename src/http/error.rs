@@ -187,6 +187,12 @@ impl From<Error> for ApiError {
                 "Volume conflict",
                 e.to_string(),
             ),
+            Error::DefectsNeedText { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "defects-need-text",
+                "Defects need the text files",
+                e.to_string(),
+            ),
             Error::DefectsConflict { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "defects-conflict",

@@ -188,7 +188,7 @@ impl Drop for PendingGuard {
         (name = "batches", description = "Generate batches and fetch their files"),
         (name = "service", description = "Health, metrics, schemas and this document"),
     ),
-    components(schemas(crate::dataset::Dataset, crate::defects::Profile, Mode, BatchDate)),
+    components(schemas(crate::dataset::Dataset, crate::dataset::OutputFormat, batches::FileChoice, crate::defects::Profile, Mode, BatchDate)),
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;

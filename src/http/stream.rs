@@ -34,8 +34,37 @@ pub enum Event {
 #[derive(Clone, Copy, Debug)]
 pub enum Format {
     Tar,
-    /// One file of the batch, as is.
-    File(Dataset),
+    /// One file of the batch, as is: the dataset's text file, or with
+    /// `parquet` its Parquet file.
+    File(Dataset, bool),
+}
+
+impl Format {
+    /// The one file sent, if that is what is sent.
+    pub fn file_name(self) -> Option<String> {
+        match self {
+            Format::Tar => None,
+            Format::File(d, false) => Some(d.file_name().to_string()),
+            Format::File(d, true) => Some(d.parquet_file_name()),
+        }
+    }
+
+    /// The media type of what is sent, without parameters.
+    pub fn media_essence(self) -> &'static str {
+        match self {
+            Format::Tar => "application/x-tar",
+            Format::File(d, false) => d.media_essence(),
+            Format::File(_, true) => crate::dataset::PARQUET_MEDIA_TYPE,
+        }
+    }
+
+    /// The media type of what is sent.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::File(d, false) => d.media_type(),
+            other => other.media_essence(),
+        }
+    }
 }
 
 pub type BodySender = tokio_mpsc::Sender<Result<Bytes, io::Error>>;
@@ -196,8 +225,8 @@ fn send_live(
             }
             builder.into_inner().map(|_| ()).map_err(|e| e.to_string())
         }
-        Format::File(d) => until_committed(first, &mut events, |name, file| {
-            if name == d.file_name() {
+        Format::File(..) => until_committed(first, &mut events, |name, file| {
+            if Some(name) == format.file_name().as_deref() {
                 io::copy(file, out).map_err(|e| e.to_string())?;
             }
             Ok(())
@@ -238,9 +267,10 @@ fn send_committed(
     out: &mut ChannelWriter,
 ) -> Result<(), String> {
     match format {
-        Format::File(d) => {
-            let mut file = File::open(dir.join(d.file_name()))
-                .map_err(|e| format!("cannot open {}: {e}", d.file_name()))?;
+        Format::File(..) => {
+            let name = format.file_name().unwrap_or_default();
+            let mut file =
+                File::open(dir.join(&name)).map_err(|e| format!("cannot open {name}: {e}"))?;
             io::copy(&mut file, out).map_err(|e| e.to_string())?;
         }
         Format::Tar => {

@@ -10,7 +10,7 @@ use rand::{Rng, RngExt};
 
 use super::{Overrides, clinical};
 use crate::config::{Config, Volume};
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, OutputFormat};
 use crate::defects::{DayDefects, Ledger, Rates};
 use crate::error::{Error, Result};
 use crate::generate::encounters::{self, Encounter, Pools};
@@ -106,6 +106,7 @@ pub fn build(
     date: BatchDate,
     overrides: &Overrides,
     rates: &Rates,
+    format: OutputFormat,
     threads: usize,
     state: &mut State,
     staging: &Path,
@@ -230,6 +231,7 @@ pub fn build(
     }
     let mut inputs = clinical::Inputs::new(config, mode, day, &state.patients, &active);
     inputs.defects = &defects;
+    inputs.format = format;
     // Rows due today from earlier batches go after the day's own.
     let tails = clinical::DATASETS.map(|dataset| {
         let mut chunk = Chunk::default();
@@ -276,21 +278,27 @@ pub fn build(
     // chunks of encounters are rendered on `threads` workers and written in
     // number order. The patients and encounters files are written alongside.
     let (clinical, last_events) = clinical::write(staging, &inputs, threads, tails, &mut || {
-        announce(write_rows(
+        for file in write_rows(
             staging,
             snapshot.iter().map(|&i| PatientRow {
                 patient: &master[i],
                 snapshot_date,
             }),
             defects.file(Dataset::Patients),
-        )?);
-        announce(write_rows(
+            format,
+        )? {
+            announce(file);
+        }
+        for file in write_rows(
             staging,
             active
                 .iter()
                 .filter_map(|e| encounter_row(config, master, e, day, first_batch)),
             defects.file(Dataset::Encounters),
-        )?);
+            format,
+        )? {
+            announce(file);
+        }
         Ok(())
     })?;
     for file in clinical {
@@ -302,7 +310,9 @@ pub fn build(
             .lock()
             .map(|mut t| std::mem::take(&mut *t))
             .unwrap_or_default();
-        announce(write_rows(staging, labels, None)?);
+        for file in write_rows(staging, labels, None, OutputFormat::Csv)? {
+            announce(file);
+        }
         pending.extend(held);
         ledger.pending = pending;
         state.defects = Some(ledger);

@@ -21,7 +21,7 @@ use std::sync::{Condvar, Mutex, mpsc};
 use super::batch::Day;
 use crate::config::Config;
 use crate::crashpoint;
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, OutputFormat};
 use crate::defects::DayDefects;
 use crate::error::{Error, Result};
 use crate::generate::course::Course;
@@ -30,7 +30,7 @@ use crate::generate::notes::{self, Chart};
 use crate::generate::vitals::Series;
 use crate::generate::{DaySeed, Stream, labs};
 use crate::model::{BatchDate, Mode};
-use crate::output::{Chunk, Encoder, TextFile, Unsynced};
+use crate::output::{Chunk, DatasetFiles, Encoder, Unsynced};
 use crate::rows::{LabRow, NoteRow, Patient, VitalRow};
 
 /// The files this pass writes, in contract order.
@@ -61,6 +61,8 @@ pub struct Inputs<'a> {
     seeds: HashMap<BatchDate, DaySeed>,
     /// What the day's files are spoiled with (nothing by default).
     pub defects: &'a DayDefects,
+    /// Which files each dataset gets (its text file by default).
+    pub format: OutputFormat,
 }
 
 impl<'a> Inputs<'a> {
@@ -85,6 +87,7 @@ impl<'a> Inputs<'a> {
             active,
             seeds,
             defects: &CLEAN,
+            format: OutputFormat::Csv,
         }
     }
 
@@ -138,16 +141,17 @@ pub fn write(
 ) -> Result<(Vec<Unsynced>, Vec<i64>)> {
     let mut files = Vec::with_capacity(DATASETS.len());
     for dataset in DATASETS {
-        files.push(TextFile::for_dataset(
+        files.push(DatasetFiles::create(
             dir,
             dataset,
             inputs.defects.file(dataset).as_deref(),
+            inputs.format,
         )?);
     }
     let chunks: Vec<&[Encounter]> = inputs.active.chunks(ENCOUNTERS_PER_CHUNK).collect();
     let buffers = Buffers::default();
     // Where the crash tests stop or fail a batch: halfway through the pass.
-    let crash_path = files[0].path().to_path_buf();
+    let crash_path = files[0].path();
     let checkpoint = |index: usize| -> Result<()> {
         if index == chunks.len() / 2 && crashpoint::armed() {
             crashpoint::reached("vitals");
@@ -172,8 +176,11 @@ pub fn write(
         for (file, tail) in files.iter_mut().zip(&tails) {
             file.write(tail)?;
         }
-        let files = files.into_iter().map(TextFile::close).collect();
-        return Ok((files, last_events));
+        let mut closed = Vec::with_capacity(files.len() * 2);
+        for file in files {
+            closed.extend(file.close()?);
+        }
+        return Ok((closed, last_events));
     }
     in_parallel(
         dir,
@@ -197,7 +204,7 @@ fn in_parallel(
     inputs: &Inputs<'_>,
     buffers: &Buffers,
     chunks: &[&[Encounter]],
-    files: Vec<TextFile>,
+    files: Vec<DatasetFiles>,
     tails: [Chunk; 3],
     threads: usize,
     first: &mut (dyn FnMut() -> Result<()> + Send),
@@ -233,20 +240,20 @@ fn in_parallel(
             }
             written
         });
-        let paths: Vec<PathBuf> = files.iter().map(|f| f.path().to_path_buf()).collect();
+        let paths: Vec<PathBuf> = files.iter().map(DatasetFiles::path).collect();
         let (outlets, writers): (Vec<_>, Vec<_>) = files
             .into_iter()
             .zip(tails)
             .enumerate()
             .map(|(index, (mut file, tail))| {
                 let (outlet, inlet) = mpsc::sync_channel::<Chunk>(AHEAD);
-                let writer = scope.spawn(move || -> Result<Unsynced> {
+                let writer = scope.spawn(move || -> Result<Vec<Unsynced>> {
                     for chunk in inlet {
                         file.write(&chunk)?;
                         buffers.give(index, chunk.bytes);
                     }
                     file.write(&tail)?;
-                    Ok(file.close())
+                    file.close()
                 });
                 (outlet, writer)
             })
@@ -259,7 +266,7 @@ fn in_parallel(
         drop(outlets);
         let stopped =
             |path: &Path, why: &str| Error::io("cannot write", path)(io::Error::other(why));
-        let files: Vec<Result<Unsynced>> = writers
+        let files: Vec<Result<Vec<Unsynced>>> = writers
             .into_iter()
             .zip(&paths)
             .map(|(writer, path)| {
@@ -278,7 +285,12 @@ fn in_parallel(
         // could not hand a chunk over).
         let last_events = handed?;
         first?;
-        let files = files.into_iter().collect::<Result<Vec<_>>>()?;
+        let files: Vec<Unsynced> = files
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
         let last_events =
             last_events.ok_or_else(|| stopped(&paths[0], "a writer stopped early"))?;
         Ok((files, last_events))
@@ -401,7 +413,11 @@ impl<'a> Renderer<'a> {
             inputs,
             buffers,
             vitals: Vec::new(),
-            encoders: DATASETS.map(|d| Encoder::new(d).with_defects(inputs.defects.file(d))),
+            encoders: DATASETS.map(|d| {
+                Encoder::new(d)
+                    .with_defects(inputs.defects.file(d))
+                    .with_format(d, inputs.format)
+            }),
         }
     }
 

@@ -14,6 +14,7 @@ pub use batch::{DayVolumes, day_volumes};
 pub use rebuild::Rebuilt;
 
 use crate::config::Config;
+use crate::dataset::OutputFormat;
 use crate::defects::{Profile, Rates};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
@@ -35,6 +36,8 @@ pub struct Overrides {
     /// `Some(limit)`: generate up to `limit` missing days first.
     pub catch_up: Option<u32>,
     pub defects: Option<Profile>,
+    /// The files to write (`--format`; the config's when `None`).
+    pub format: Option<OutputFormat>,
 }
 
 /// What a `generate` call did.
@@ -96,6 +99,13 @@ impl Engine {
         let timeout = Duration::from_secs(self.config.state.lock_timeout_secs);
         let (store, ledger) = self.open(mode, timeout)?;
         let rates = self.config.defects.rates(overrides.defects);
+        let format = overrides.format.unwrap_or(self.config.output.format);
+        if !rates.is_clean() && format != OutputFormat::Csv {
+            return Err(Error::DefectsNeedText {
+                profile: rates.profile.to_string(),
+                format: format.to_string(),
+            });
+        }
         if !ledger.is_empty() {
             let recorded = store.defects_profile()?;
             if recorded != rates.record() {
@@ -110,6 +120,17 @@ impl Engine {
         if let Some(entry) = ledger.iter().find(|e| e.date == date) {
             let manifest = self.committed_manifest(mode, entry)?;
             check_volumes(mode, date, &manifest, overrides)?;
+            let committed = OutputFormat::of_files(manifest.files.iter().map(|f| f.name.as_str()));
+            if let Some(asked) = overrides.format
+                && asked != committed
+            {
+                return Err(Error::VolumeConflict {
+                    mode,
+                    date,
+                    committed: format!("format={committed}"),
+                    asked: format!("format={asked}"),
+                });
+            }
             return Ok(Outcome {
                 created: false,
                 dir,
@@ -168,6 +189,7 @@ impl Engine {
                 day,
                 &Overrides::default(),
                 &rates,
+                format,
                 &mut |_| {},
             )?;
             caught_up.push(Outcome {
@@ -179,8 +201,9 @@ impl Engine {
             });
         }
         let began = Instant::now();
-        let manifest =
-            self.commit_day(&store, &mut state, mode, date, overrides, &rates, on_file)?;
+        let manifest = self.commit_day(
+            &store, &mut state, mode, date, overrides, &rates, format, on_file,
+        )?;
         Ok(Outcome {
             created: true,
             dir,
@@ -204,6 +227,7 @@ impl Engine {
         date: BatchDate,
         overrides: &Overrides,
         rates: &Rates,
+        format: OutputFormat,
         on_file: &mut (dyn FnMut(&std::path::Path) + Send),
     ) -> Result<Manifest> {
         let started = Instant::now();
@@ -214,6 +238,7 @@ impl Engine {
             date,
             overrides,
             rates,
+            format,
             self.config.generation.effective_threads(),
             state,
             &staging,

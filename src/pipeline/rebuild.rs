@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use super::{Engine, Overrides, batch};
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, OutputFormat};
 use crate::error::{Error, Result};
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::model::{BatchDate, Mode};
@@ -103,6 +103,10 @@ pub fn replay(engine: &Engine, store: &StateStore, mode: Mode) -> Result<Rebuilt
             encounters: Some(v.encounters),
             ..Overrides::default()
         });
+        // The files the day was written as (a missing day: the config's).
+        let format = manifest.as_ref().map_or(config.output.format, |(m, _)| {
+            OutputFormat::of_files(m.files.iter().map(|f| f.name.as_str()))
+        });
         let staging = store.begin(day)?;
         let built = batch::build(
             config,
@@ -110,6 +114,7 @@ pub fn replay(engine: &Engine, store: &StateStore, mode: Mode) -> Result<Rebuilt
             day,
             &overrides,
             &rates,
+            format,
             config.generation.effective_threads(),
             &mut state,
             &staging,

@@ -18,6 +18,7 @@
 //! [`truth`], which reports every problem with its kind and compares them
 //! with the labels.
 
+mod parquet;
 mod truth;
 
 pub use truth::{TruthReport, read_labels};
@@ -369,11 +370,15 @@ fn validate_in(dir: &Path, feed: Option<&mut Feed>) -> Result<Summary, Vec<Probl
     // may sit in the batch.
     let listed: BTreeSet<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
     for d in Dataset::ALL {
-        if !listed.contains(d.file_name()) {
+        if !listed.contains(d.file_name()) && !listed.contains(d.parquet_file_name().as_str()) {
             c.report(
                 MANIFEST_FILE,
                 None,
-                format!("does not list {}", d.file_name()),
+                format!(
+                    "does not list {} or {}",
+                    d.file_name(),
+                    d.parquet_file_name()
+                ),
             );
         }
     }
@@ -409,9 +414,8 @@ fn validate_in(dir: &Path, feed: Option<&mut Feed>) -> Result<Summary, Vec<Probl
         // A drifted file announces its new version; with defects it is
         // checked as such (see `truth`).
         let drifted = entry.columns.is_some() && manifest.file(DEFECTS).is_some();
-        if let Some(d) = Dataset::ALL
-            .into_iter()
-            .find(|d| d.file_name() == entry.name)
+        if let Some(d) = Dataset::of_file(&entry.name)
+            && d != Dataset::Defects
             && !drifted
             && (entry.schema != d.schema_file()
                 || entry.schema_version != crate::schema::version(d))
@@ -468,6 +472,10 @@ fn validate_in(dir: &Path, feed: Option<&mut Feed>) -> Result<Summary, Vec<Probl
         });
     }
     for d in Dataset::ALL {
+        let text = manifest.file(d.file_name()).is_some();
+        if let Some(entry) = manifest.file(&d.parquet_file_name()) {
+            check_parquet(&mut c, dir, d, entry, text, &mut cx);
+        }
         let Some(entry) = manifest.file(d.file_name()) else {
             continue;
         };
@@ -497,6 +505,128 @@ fn validate_in(dir: &Path, feed: Option<&mut Feed>) -> Result<Summary, Vec<Probl
     } else {
         Err(c.problems)
     }
+}
+
+/// Checks a dataset's Parquet file: its column types, its row count, and
+/// each row: against the text file's when the batch has both (checked on
+/// their own), else by the text file's rules.
+fn check_parquet(
+    c: &mut Checker,
+    dir: &Path,
+    d: Dataset,
+    entry: &crate::manifest::FileEntry,
+    compare: bool,
+    cx: &mut Context<'_>,
+) {
+    let name = d.parquet_file_name();
+    let mut text = if compare {
+        match text_rows(dir, d) {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                c.report(d.file_name(), None, e);
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let contract = contract(d);
+    let read = parquet::for_each_row(&dir.join(&name), d, |row, values| {
+        let checked = match text.as_mut() {
+            Some(text) => match text.next() {
+                Some(expected) if expected == values => Ok(()),
+                Some(expected) => {
+                    let column = contract
+                        .columns
+                        .iter()
+                        .zip(expected.iter().zip(&values))
+                        .find(|(_, (a, b))| a != b)
+                        .map_or("?", |(c, _)| c.name.as_str());
+                    Err(format!(
+                        "row {row} differs from {}'s in column {column}",
+                        d.file_name()
+                    ))
+                }
+                None => Err(format!("row {row} is not in {}", d.file_name())),
+            },
+            None if d.format() == FileFormat::Csv => {
+                let record: csv::StringRecord =
+                    values.iter().map(|v| v.as_deref().unwrap_or("")).collect();
+                contract
+                    .check_row(&record)
+                    .and_then(|()| check_links(d, &record, cx))
+            }
+            None => {
+                let object: serde_json::Map<String, serde_json::Value> = contract
+                    .columns
+                    .iter()
+                    .zip(&values)
+                    .map(|(c, v)| {
+                        let value = match (v, c.kind) {
+                            (None, _) => serde_json::Value::Null,
+                            (Some(v), crate::schema::Kind::Boolean) => {
+                                serde_json::Value::Bool(v == "true")
+                            }
+                            (Some(v), _) => serde_json::Value::String(v.clone()),
+                        };
+                        (c.name.clone(), value)
+                    })
+                    .collect();
+                check_object(d, &serde_json::Value::Object(object), cx)
+            }
+        };
+        if let Err(e) = checked {
+            c.report(&name, Some(row), e);
+        }
+        !c.full()
+    });
+    match read {
+        Ok(rows) if rows != entry.rows && !c.full() => c.report(
+            &name,
+            None,
+            format!("has {rows} rows, the manifest says {}", entry.rows),
+        ),
+        Ok(_) => {}
+        Err(e) => c.report(&name, None, e),
+    }
+}
+
+/// A text file's rows as text values in column order (`None`: empty or null).
+fn text_rows(
+    dir: &Path,
+    d: Dataset,
+) -> Result<Box<dyn Iterator<Item = Vec<Option<String>>>>, String> {
+    let path = dir.join(d.file_name());
+    if d.format() == FileFormat::Csv {
+        let reader = csv::Reader::from_path(&path).map_err(|e| format!("cannot be read: {e}"))?;
+        return Ok(Box::new(reader.into_records().map(|r| {
+            r.map(|r| {
+                r.iter()
+                    .map(|v| (!v.is_empty()).then(|| v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+        })));
+    }
+    use std::io::BufRead;
+    let file = File::open(&path).map_err(|e| format!("cannot be read: {e}"))?;
+    let columns: Vec<String> = contract(d).columns.iter().map(|c| c.name.clone()).collect();
+    Ok(Box::new(std::io::BufReader::new(file).lines().map(
+        move |line| {
+            let value: serde_json::Value = line
+                .ok()
+                .and_then(|l| serde_json::from_str(&l).ok())
+                .unwrap_or_default();
+            columns
+                .iter()
+                .map(|c| match value.get(c) {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(s)) => Some(s.clone()),
+                    Some(other) => Some(other.to_string()),
+                })
+                .collect()
+        },
+    )))
 }
 
 /// Checks every row of one file; returns its row count if it could be read.

@@ -409,7 +409,7 @@ impl FileCheck<'_> {
                     named(c, &format!("{v:?} in the wrong case")),
                 ));
             }
-            if c.kind != ColumnKind::String {
+            if matches!(c.kind, ColumnKind::Integer | ColumnKind::Number) {
                 let comma = v.contains(',') && v.replace(',', ".").parse::<f64>().is_ok();
                 let quoted = csv && raw.contains(&format!("\"{v}\""));
                 if comma || quoted {
@@ -619,7 +619,7 @@ fn normalize(contract: &Contract, values: &[Option<String>]) -> Vec<Option<Strin
                 return chrono::DateTime::from_timestamp(at, 0)
                     .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
             }
-            if c.kind != ColumnKind::String {
+            if matches!(c.kind, ColumnKind::Integer | ColumnKind::Number) {
                 return Some(v.replace(',', "."));
             }
             Some(v.to_string())

@@ -14,4 +14,5 @@ mod defects;
 mod errors;
 mod helpers;
 mod lifecycle;
+mod parquet;
 mod service;

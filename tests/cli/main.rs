@@ -14,6 +14,7 @@ mod feed;
 mod golden;
 mod helpers;
 mod hospital;
+mod parquet;
 mod realism;
 mod recovery;
 mod state;
