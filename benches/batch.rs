@@ -91,6 +91,7 @@ fn main() {
             "threads": cores,
             "seconds": round(parquet.seconds),
             "mb_per_s": round(parquet.mb_per_s()),
+            "peak_rss_mib": round(parquet.peak_rss_mib),
             "rows_per_s": parquet.rows.iter().map(|(name, n)| (name.clone(), serde_json::json!((*n as f64 / parquet.seconds).round()))).collect::<serde_json::Map<_, _>>(),
             "bytes": sizes.iter().map(|(name, text, pq)| (name.clone(), serde_json::json!({"text": text, "parquet": pq}))).collect::<serde_json::Map<_, _>>(),
         },
@@ -137,10 +138,11 @@ fn main() {
         println!("peak RSS at {n} encounters: {mib:.1} MiB");
     }
     println!(
-        "--format parquet, threads {cores}: {:.3} s ({:.0} MB/s of Parquet; CSV: {:.3} s)",
+        "--format parquet, threads {cores}: {:.3} s ({:.0} MB/s of Parquet; CSV: {:.3} s), peak RSS {:.1} MiB",
         parquet.seconds,
         parquet.mb_per_s(),
-        none_seconds
+        none_seconds,
+        parquet.peak_rss_mib
     );
     for (name, text, pq) in &sizes {
         println!(

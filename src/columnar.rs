@@ -30,7 +30,9 @@ use crate::output::{HashingFile, Unsynced};
 use crate::rows::Fields;
 use crate::schema::{Column, Kind, contract};
 
-/// Rows per row group: bounds the writer's memory whatever the file's size.
+/// Rows per row group: the writer holds one row group (its pages
+/// compressed as they fill) in memory, so this bounds its memory whatever
+/// the file's size.
 pub const ROW_GROUP_ROWS: usize = 65_536;
 
 /// What the files record as their writer: the same for every build, so the
