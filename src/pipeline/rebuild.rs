@@ -82,6 +82,14 @@ pub fn replay(engine: &Engine, store: &StateStore, mode: Mode) -> Result<Rebuilt
     let mut missing: Vec<BatchDate> = Vec::new();
     let discard = |missing: &[BatchDate]| missing.iter().for_each(|d| store.abort(*d));
     let mut day = first;
+    // A missing day is written as the day before it was (or, first, as the
+    // first committed day): no ledger records a batch's files.
+    let format_of = |m: &Manifest| OutputFormat::of_files(m.files.iter().map(|f| f.name.as_str()));
+    let mut last_format = committed
+        .iter()
+        .flatten()
+        .next()
+        .map_or(config.output.format, |(m, _)| format_of(m));
     let mut known = committed.into_iter();
     let mut replayed = 0;
     loop {
@@ -103,10 +111,8 @@ pub fn replay(engine: &Engine, store: &StateStore, mode: Mode) -> Result<Rebuilt
             encounters: Some(v.encounters),
             ..Overrides::default()
         });
-        // The files the day was written as (a missing day: the config's).
-        let format = manifest.as_ref().map_or(config.output.format, |(m, _)| {
-            OutputFormat::of_files(m.files.iter().map(|f| f.name.as_str()))
-        });
+        let format = manifest.as_ref().map_or(last_format, |(m, _)| format_of(m));
+        last_format = format;
         let staging = store.begin(day)?;
         let built = batch::build(
             config,
@@ -246,10 +252,15 @@ fn verified(
         ));
     }
     for d in Dataset::ALL {
-        if manifest.file(d.file_name()).is_none() {
+        if manifest.file(d.file_name()).is_none() && manifest.file(&d.parquet_file_name()).is_none()
+        {
             return Err(refuse(
                 MANIFEST_FILE,
-                format!("does not list {}", d.file_name()),
+                format!(
+                    "does not list {} or {}",
+                    d.file_name(),
+                    d.parquet_file_name()
+                ),
             ));
         }
     }
