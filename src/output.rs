@@ -1,5 +1,6 @@
 //! Writing files durably: rows encoded as CSV in the contract's dialect
 //! (UTF-8, header row, `\n` line ends, RFC 4180 quoting) or as JSON Lines,
+//! and as Arrow columns for a dataset's Parquet file (`crate::columnar`),
 //! written in chunks with each file's size and sha256 taken while it streams
 //! out, RFC 3339 timestamps, and the fsyncs a crash-safe commit relies on.
 
