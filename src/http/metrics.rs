@@ -85,11 +85,18 @@ impl Metrics {
                 mode: mode.to_string(),
             })
             .observe(seconds);
-        for file in &manifest.files {
-            let dataset = file.dataset_name().to_string();
+        // A dataset written as text and Parquet counts its rows once.
+        let rows: std::collections::BTreeMap<&str, u64> = manifest
+            .files
+            .iter()
+            .map(|f| (f.dataset_name(), f.rows))
+            .collect();
+        for (dataset, rows) in rows {
             self.rows
-                .get_or_create(&DatasetLabels { dataset })
-                .inc_by(file.rows);
+                .get_or_create(&DatasetLabels {
+                    dataset: dataset.to_string(),
+                })
+                .inc_by(rows);
         }
     }
 

@@ -45,6 +45,24 @@ async fn parquet_files_stream_and_serve_like_the_others() {
         ]
     );
     assert_valid_batch(&dir);
+    // A dataset written twice counts its rows once.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("_manifest.json")).unwrap()).unwrap();
+    let vitals = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "vitals.csv")
+        .unwrap()["rows"]
+        .as_u64()
+        .unwrap();
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "datagen_rows_written_total{{dataset=\"vitals\"}} {vitals}\n"
+        )),
+        "{metrics}"
+    );
 
     let got = app
         .get("/batches/2026-03-01/vitals?mode=raw&format=parquet")
