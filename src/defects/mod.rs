@@ -28,7 +28,7 @@ use crate::model::BatchDate;
 use crate::output::Chunk;
 use crate::rows::{Encode, Fields, Row};
 
-pub use line::split_csv;
+use line::split_csv;
 
 /// A kind of defect. Each has its own rate per dataset.
 #[derive(
@@ -482,17 +482,9 @@ impl DayDefects {
     pub fn file(&self, dataset: Dataset) -> Option<Arc<FileDefects>> {
         self.files.get(&dataset).cloned()
     }
-
-    pub fn is_clean(&self) -> bool {
-        self.files.is_empty()
-    }
 }
 
 impl FileDefects {
-    pub fn dataset(&self) -> Dataset {
-        self.dataset
-    }
-
     fn csv(&self) -> bool {
         self.dataset.format() == FileFormat::Csv
     }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use crate::helpers::Sandbox;
+use crate::helpers::{CRASH_POINTS, Sandbox, rewrite_in_batch};
 
 const FROM: &str = "2026-03-01";
 const TO: &str = "2026-03-07";
@@ -520,23 +520,8 @@ fn a_custom_table_spoils_only_what_it_names() {
 /// Rewrites a batch file and its manifest entry, as a tampering upstream
 /// (or a wrong label) would.
 fn tamper(batch: &Path, file: &str, edit: impl FnOnce(String) -> String) {
-    let path = batch.join(file);
-    let text = edit(std::fs::read_to_string(&path).unwrap());
-    std::fs::write(&path, &text).unwrap();
-    let manifest_path = batch.join("_manifest.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    for entry in manifest["files"].as_array_mut().unwrap() {
-        if entry["name"] == file {
-            entry["bytes"] = text.len().into();
-            entry["sha256"] = crate::common::sha256_hex(text.as_bytes()).into();
-        }
-    }
-    std::fs::write(
-        &manifest_path,
-        serde_json::to_vec_pretty(&manifest).unwrap(),
-    )
-    .unwrap();
+    let text = edit(std::fs::read_to_string(batch.join(file)).unwrap());
+    rewrite_in_batch(batch, file, text.as_bytes());
 }
 
 #[test]
@@ -705,14 +690,7 @@ fn a_run_killed_at_any_step_with_rows_pending_recovers_to_the_same_bytes() {
         reference.ok(&args(d));
     }
     let expected = reference.digests();
-    for point in [
-        "vitals",
-        "staged",
-        "journaled",
-        "committed",
-        "published",
-        "applied",
-    ] {
+    for point in CRASH_POINTS {
         let sb = Sandbox::new();
         sb.ok(&args(days[0]));
         let pending: serde_json::Value =

@@ -139,6 +139,36 @@ impl Sandbox {
     }
 }
 
+/// The crash points of a commit, in run order (see `src/crashpoint.rs`).
+pub const CRASH_POINTS: [&str; 6] = [
+    "vitals",
+    "staged",
+    "journaled",
+    "committed",
+    "published",
+    "applied",
+];
+
+/// Replaces a batch file's bytes and mends its manifest entry to match, as
+/// a tampering upstream would: only the file's content is then wrong.
+pub fn rewrite_in_batch(batch: &Path, file: &str, bytes: &[u8]) {
+    std::fs::write(batch.join(file), bytes).unwrap();
+    let manifest_path = batch.join("_manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    for entry in manifest["files"].as_array_mut().unwrap() {
+        if entry["name"] == file {
+            entry["bytes"] = bytes.len().into();
+            entry["sha256"] = sha256_hex(bytes).into();
+        }
+    }
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+}
+
 /// A CSV file as header + rows of named fields.
 pub struct Table {
     pub header: Vec<String>,

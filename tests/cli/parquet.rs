@@ -2,7 +2,7 @@
 //! reads back, the same bytes for any thread count, readers (DuckDB and
 //! pyarrow) that agree with the types and the CSV, and the bad inputs.
 
-use crate::helpers::Sandbox;
+use crate::helpers::{Sandbox, rewrite_in_batch};
 
 const FROM: &str = "2026-03-01";
 const TO: &str = "2026-03-03";
@@ -107,22 +107,8 @@ fn a_parquet_only_feed_validates_and_a_wrong_file_is_named() {
 
     // labs.parquet where vitals.parquet belongs (the manifest mended to
     // match): its columns are not the vitals schema's.
-    std::fs::copy(batch.join("labs.parquet"), batch.join("vitals.parquet")).unwrap();
-    let manifest_path = batch.join("_manifest.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    let bytes = std::fs::read(batch.join("vitals.parquet")).unwrap();
-    for entry in manifest["files"].as_array_mut().unwrap() {
-        if entry["name"] == "vitals.parquet" {
-            entry["bytes"] = bytes.len().into();
-            entry["sha256"] = crate::common::sha256_hex(&bytes).into();
-        }
-    }
-    std::fs::write(
-        &manifest_path,
-        serde_json::to_vec_pretty(&manifest).unwrap(),
-    )
-    .unwrap();
+    let labs = std::fs::read(batch.join("labs.parquet")).unwrap();
+    rewrite_in_batch(&batch, "vitals.parquet", &labs);
     let err = sb.fails(&["validate", batch.to_str().unwrap()]);
     assert!(err.contains("vitals.parquet: columns are [lab_id"), "{err}");
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Sandbox, read_csv};
+use crate::helpers::{CRASH_POINTS, Sandbox, read_csv};
 
 const D1: &str = "2026-02-08";
 const D2: &str = "2026-02-09";
@@ -46,14 +46,7 @@ fn reference() -> std::collections::BTreeMap<std::path::PathBuf, String> {
 #[test]
 fn a_run_killed_at_any_step_leaves_all_or_nothing_and_the_rerun_matches() {
     let expected = reference();
-    for point in [
-        "vitals",
-        "staged",
-        "journaled",
-        "committed",
-        "published",
-        "applied",
-    ] {
+    for point in CRASH_POINTS {
         let sb = Sandbox::new();
         sb.ok(&args(D1));
         // D2 starts with stays open in the census: the commit carries them.
