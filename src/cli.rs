@@ -37,6 +37,14 @@ pub struct GlobalArgs {
     /// Where persistent state lives [default: from config, `state`]
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Where batches go: a directory, file:///path, or s3://bucket/prefix;
+    /// with a bucket, --data-dir is this machine's cache of it [default: from config]
+    #[arg(long, global = true, value_name = "URL")]
+    pub data_url: Option<String>,
+    /// Where the state goes: a directory, file:///path, or s3://bucket/prefix
+    /// (needed with an s3:// --data-url) [default: from config]
+    #[arg(long, global = true, value_name = "URL")]
+    pub state_url: Option<String>,
     /// Global seed [default: from config]
     #[arg(long, global = true)]
     pub seed: Option<u64>,
@@ -243,6 +251,8 @@ pub fn load_config(global: &GlobalArgs) -> Result<Config, Error> {
     config.apply(&CliOverrides {
         data_dir: global.data_dir.clone(),
         state_dir: global.state_dir.clone(),
+        data_url: global.data_url.clone(),
+        state_url: global.state_url.clone(),
         seed: global.seed,
         lock_timeout_secs: global.lock_timeout,
         bind: None,
@@ -254,7 +264,7 @@ pub fn load_config(global: &GlobalArgs) -> Result<Config, Error> {
 fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Generate(args) => {
-            let engine = Engine::new(load_config(&cli.global)?);
+            let engine = Engine::new(load_config(&cli.global)?)?;
             generate(&engine, &args)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -286,7 +296,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::State(command) => {
-            let engine = Engine::new(load_config(&cli.global)?);
+            let engine = Engine::new(load_config(&cli.global)?)?;
             match command {
                 StateCommand::Check { mode } => {
                     let mode = Mode::from(mode);
@@ -326,6 +336,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
 
 fn serve(config: Config) -> Result<(), Error> {
     let bind = config.server.bind.clone();
+    let engine = Engine::new(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -340,16 +351,12 @@ fn serve(config: Config) -> Result<(), Error> {
                 what: format!("cannot listen on {bind}"),
                 source,
             })?;
-        crate::http::run(
-            listener,
-            Engine::new(config),
-            crate::http::shutdown_signal(),
-        )
-        .await
-        .map_err(|source| Error::Server {
-            what: "the server stopped".into(),
-            source,
-        })
+        crate::http::run(listener, engine, crate::http::shutdown_signal())
+            .await
+            .map_err(|source| Error::Server {
+                what: "the server stopped".into(),
+                source,
+            })
     })
 }
 
@@ -490,6 +497,10 @@ fn report_truth(dir: &std::path::Path, feed: bool, truth: &TruthReport) -> ExitC
 }
 
 fn describe(outcome: &Outcome) -> String {
+    let place = outcome
+        .url
+        .clone()
+        .unwrap_or_else(|| outcome.dir.display().to_string());
     let rows: Vec<String> = outcome
         .manifest
         .files
@@ -506,14 +517,14 @@ fn describe(outcome: &Outcome) -> String {
     if outcome.created {
         format!(
             "created {}: {} ({:.2}s)",
-            outcome.dir.display(),
+            place,
             rows.join(", "),
             outcome.elapsed.as_secs_f64()
         )
     } else {
         format!(
             "exists {}: already committed, nothing changed ({})",
-            outcome.dir.display(),
+            place,
             rows.join(", ")
         )
     }

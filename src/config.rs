@@ -37,6 +37,8 @@ pub struct Config {
     pub missing: MissingRates,
     pub defects: DefectsConfig,
     pub output: OutputConfig,
+    #[serde(default)]
+    pub object_store: ObjectStoreConfig,
     pub scenarios: Vec<Scenario>,
 }
 
@@ -69,8 +71,97 @@ impl DefectsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PathsConfig {
+    /// The batches; with an object-store `data_url`, this machine's cache of
+    /// them.
     pub data_dir: PathBuf,
+    /// The state; with an object-store `state_url`, this machine's cache of
+    /// it.
     pub state_dir: PathBuf,
+    /// `s3://bucket/prefix` to keep the batches in a bucket; a plain path
+    /// or `file://` URL sets `data_dir` instead.
+    #[serde(default)]
+    pub data_url: Option<String>,
+    /// `s3://bucket/prefix` to keep the state in a bucket, shared by every
+    /// replica pointed at it; a plain path or `file://` URL sets `state_dir`.
+    #[serde(default)]
+    pub state_url: Option<String>,
+}
+
+/// Where batches and state live: local directories, or a bucket each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    Local,
+    Bucket { data: url::Url, state: url::Url },
+}
+
+impl PathsConfig {
+    /// Resolves the URLs: local ones become the directories, and a bucket
+    /// for one of data and state needs a bucket for the other.
+    pub fn storage(&self) -> Result<Storage, String> {
+        use crate::remote::Location;
+        let data = self
+            .data_url
+            .as_deref()
+            .map(Location::parse)
+            .transpose()
+            .map_err(|e| format!("paths.data_url: {e}"))?;
+        let state = self
+            .state_url
+            .as_deref()
+            .map(Location::parse)
+            .transpose()
+            .map_err(|e| format!("paths.state_url: {e}"))?;
+        match (data, state) {
+            (Some(Location::Bucket(data)), Some(Location::Bucket(state))) => {
+                if data == state {
+                    return Err(format!(
+                        "paths.data_url and paths.state_url are both {data}: give each its own prefix"
+                    ));
+                }
+                Ok(Storage::Bucket { data, state })
+            }
+            (Some(Location::Bucket(url)), _) => Err(format!(
+                "paths.data_url is the bucket {url}, so paths.state_url must be a bucket too: replicas share their state through it, never through a local disk"
+            )),
+            (_, Some(Location::Bucket(url))) => Err(format!(
+                "paths.state_url is the bucket {url}, so paths.data_url must be a bucket too"
+            )),
+            _ => Ok(Storage::Local),
+        }
+    }
+
+    /// `data_url` and `state_url` given as local paths move the directories.
+    fn localize(&mut self) {
+        use crate::remote::Location;
+        for (url, dir) in [
+            (&mut self.data_url, &mut self.data_dir),
+            (&mut self.state_url, &mut self.state_dir),
+        ] {
+            if let Some(Ok(Location::Local(path))) = url.as_deref().map(Location::parse) {
+                *dir = path;
+                *url = None;
+            }
+        }
+    }
+}
+
+/// The object store client's patience, with a bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreConfig {
+    /// Seconds one request may take before it is retried or fails.
+    pub timeout_secs: u64,
+    /// Retries of a failed request (with backoff) before the run fails.
+    pub max_retries: usize,
+}
+
+impl Default for ObjectStoreConfig {
+    fn default() -> Self {
+        ObjectStoreConfig {
+            timeout_secs: 30,
+            max_retries: 3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -370,6 +461,8 @@ fn default_half_life() -> f64 {
 pub struct CliOverrides {
     pub data_dir: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    pub data_url: Option<String>,
+    pub state_url: Option<String>,
     pub seed: Option<u64>,
     pub lock_timeout_secs: Option<u64>,
     pub bind: Option<String>,
@@ -423,10 +516,11 @@ impl Config {
             origin: origin.clone(),
             reason: e.to_string(),
         })?;
-        let config: Config = merged.try_deserialize().map_err(|e| Error::Config {
+        let mut config: Config = merged.try_deserialize().map_err(|e| Error::Config {
             origin: origin.clone(),
             reason: e.to_string(),
         })?;
+        config.paths.localize();
         config
             .validate()
             .map_err(|reason| Error::Config { origin, reason })?;
@@ -442,6 +536,13 @@ impl Config {
         if let Some(dir) = &cli.state_dir {
             self.paths.state_dir = dir.clone();
         }
+        if let Some(url) = &cli.data_url {
+            self.paths.data_url = Some(url.clone());
+        }
+        if let Some(url) = &cli.state_url {
+            self.paths.state_url = Some(url.clone());
+        }
+        self.paths.localize();
         if let Some(seed) = cli.seed {
             self.seed = seed;
         }
@@ -513,6 +614,10 @@ impl Config {
 
     /// Semantic checks serde cannot express. The error names the key and why.
     fn validate(&self) -> Result<(), String> {
+        self.paths.storage()?;
+        if self.object_store.timeout_secs == 0 {
+            return Err("object_store.timeout_secs: must be at least 1".into());
+        }
         fn share(key: &str, v: f64) -> Result<(), String> {
             if (0.0..=1.0).contains(&v) {
                 Ok(())

@@ -7,7 +7,11 @@
 //! `journaled` (the batch synced and the new state, census included, in
 //! `.txn/`: one moment, since the two are written side by side), `committed`
 //! (COMMIT marker written), `published` (batch renamed into place, state not
-//! yet), `applied`.
+//! yet), `applied`. With a bucket ([`crate::pipeline`]'s `bucket.rs`), after
+//! the local commit: `pending` (the head claims the commit, nothing
+//! uploaded), `uploading` (the first file up), `uploaded` (every data file
+//! up, no manifest), `manifested` (no `_SUCCESS`), `succeeded` (the head not
+//! yet advanced).
 //!
 //! `DATAGEN_CRASHPOINT=fail:<name>` makes the points that can fail
 //! ([`failure`]: `vitals`) fail instead, as a full disk would, so the tests

@@ -103,6 +103,16 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The object store holding the batches or the state failed or could
+    /// not be reached; nothing was committed that a reader could see.
+    #[error("{what} {url}: {source}")]
+    Storage {
+        what: String,
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+
     /// The service could not start or stopped on an I/O error.
     #[error("{what}: {source}")]
     Server {

@@ -33,6 +33,7 @@ pub mod model;
 pub(crate) mod numfmt;
 pub(crate) mod output;
 pub mod pipeline;
+pub(crate) mod remote;
 pub(crate) mod rows;
 pub(crate) mod schema;
 pub mod score;

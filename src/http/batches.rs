@@ -167,7 +167,7 @@ fn location(date: BatchDate, mode: Mode) -> HeaderValue {
         (status = 406, description = "None of the Accept types can be produced (with ?dataset=, the Accept header excludes that file's type)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The date is not the mode's next one (urn:datagen:problem:date-order: the detail names the next date; ask with catch_up=true to generate the days missing first, up to server.max_catch_up_days), the date is already committed with other volumes than the ones asked for (urn:datagen:problem:volume-conflict; nothing is regenerated), encounters were asked for on a date on which nobody can be seen (urn:datagen:problem:no-patients), the mode's state was started with another defects profile (urn:datagen:problem:defects-conflict), ?dataset=defects was asked for a batch without a defects profile (urn:datagen:problem:no-defects), or a defects profile with format=parquet or both (urn:datagen:problem:defects-need-text)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Write failure; nothing was half-committed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The mode's state is locked by another process (urn:datagen:problem:state-locked, see Retry-After), or cannot be trusted (urn:datagen:problem:state-inconsistent: it disagrees with the committed batches or is damaged; the detail names the file and the way out)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The mode's state is locked by another process (urn:datagen:problem:state-locked, see Retry-After), or cannot be trusted (urn:datagen:problem:state-inconsistent: it disagrees with the committed batches or is damaged; the detail names the file and the way out), or the object store that holds batches and state cannot be reached (urn:datagen:problem:storage-unavailable, see Retry-After; nothing was committed)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn generate(
@@ -253,6 +253,13 @@ pub async fn generate(
             let start = match first {
                 Event::Done(done) => {
                     (*done)?;
+                    // With a bucket, this machine's cache may lack the files.
+                    let fetcher = app.clone();
+                    let name = format.file_name();
+                    app.blocking(move || fetcher.engine().materialize(mode, date, name.as_deref()))
+                        .await
+                        .map_err(|e| ApiError::internal(&e))?
+                        .map_err(|e| ApiError::from_engine(e, app.engine().layout()))?;
                     Start::Committed
                 }
                 file @ Event::File(..) => Start::Live(file),
@@ -460,7 +467,7 @@ fn streamed(mode: Mode, date: BatchDate, format: Format, created: bool, body: Bo
         (status = 200, description = "Committed batches", body = BatchList),
         (status = 400, description = "Invalid mode or query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "State could not be read", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The mode's state disagrees with its committed batches (urn:datagen:problem:state-inconsistent; the detail names the file and the way out)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The mode's state disagrees with its committed batches (urn:datagen:problem:state-inconsistent; the detail names the file and the way out), or the object store that holds them cannot be reached (urn:datagen:problem:storage-unavailable, see Retry-After)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
@@ -518,7 +525,7 @@ pub async fn list(
         (status = 400, description = "Invalid date, mode or query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No committed batch for this date and mode; while one is being generated (after a 202), the type is urn:datagen:problem:batch-pending, with Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The batch could not be read", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The mode's state disagrees with its committed batches (urn:datagen:problem:state-inconsistent; the detail names the file and the way out)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The mode's state disagrees with its committed batches (urn:datagen:problem:state-inconsistent; the detail names the file and the way out), or the object store that holds them cannot be reached (urn:datagen:problem:storage-unavailable, see Retry-After)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn manifest(
@@ -597,7 +604,7 @@ async fn committed_manifest(
             headers(("Content-Range" = String, description = "bytes */LEN")),
             body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The file could not be read", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The mode's state disagrees with its committed batches (urn:datagen:problem:state-inconsistent; the detail names the file and the way out)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The mode's state disagrees with its committed batches (urn:datagen:problem:state-inconsistent; the detail names the file and the way out), or the object store that holds them cannot be reached (urn:datagen:problem:storage-unavailable, see Retry-After)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn file(
@@ -620,6 +627,12 @@ pub async fn file(
     let entry = manifest
         .file(&name)
         .ok_or_else(|| ApiError::not_found(format!("the {mode} batch for {date} has no {name}")))?;
+    let fetcher = app.clone();
+    let wanted = name.clone();
+    app.blocking(move || fetcher.engine().materialize(mode, date, Some(&wanted)))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| ApiError::from_engine(e, app.engine().layout()))?;
     let path = app.engine().layout().batch_dir(mode, date).join(&name);
     let mut file = tokio::fs::File::open(&path)
         .await

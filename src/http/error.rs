@@ -175,6 +175,16 @@ impl From<Error> for ApiError {
                 format!("{e}; retry later"),
             )
             .retry_after(RETRY_AFTER_SECS),
+            Error::Storage { .. } => {
+                tracing::error!(error = %e, "object store request failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage-unavailable",
+                    "Storage unavailable",
+                    format!("{e}. Nothing was committed that a reader could see; retry later (a commit cut short is finished by the next request)"),
+                )
+                .retry_after(RETRY_AFTER_SECS)
+            }
             Error::DateOrder { .. } | Error::CatchUpTooFar { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "date-order",

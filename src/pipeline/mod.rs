@@ -2,6 +2,7 @@
 //! and commits a date's batch for a mode, or reports the one already there.
 
 mod batch;
+mod bucket;
 mod clinical;
 mod rebuild;
 
@@ -13,13 +14,14 @@ use sha2::{Digest, Sha256};
 pub use batch::{DayVolumes, day_volumes};
 pub use rebuild::Rebuilt;
 
-use crate::config::Config;
+use crate::config::{Config, Storage};
 use crate::dataset::OutputFormat;
 use crate::defects::{Profile, Rates};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::model::{BatchDate, Mode};
+use crate::remote::{Patience, Remote};
 use crate::state::{
     LEDGER_FILE, LedgerEntry, State, StateFingerprint, StateStore, check_agreement, read_ledger,
     recorded_manifest,
@@ -45,7 +47,10 @@ pub struct Overrides {
 pub struct Outcome {
     /// False when the date was already committed and nothing changed.
     pub created: bool,
+    /// The batch's folder on this machine (with a bucket, the cache's).
     pub dir: PathBuf,
+    /// With a bucket, the batch's folder in it.
+    pub url: Option<String>,
     pub manifest: Manifest,
     pub elapsed: Duration,
     /// With catch-up, the days generated first, in order.
@@ -55,18 +60,38 @@ pub struct Outcome {
 pub struct Engine {
     config: Config,
     layout: Layout,
+    /// The bucket batches and state live in, if the config names one; the
+    /// layout's directories are then this machine's cache of it.
+    remote: Option<Remote>,
     /// Per mode, the state files as they were when they last loaded cleanly.
     loaded: std::sync::Mutex<[Option<StateFingerprint>; 2]>,
 }
 
 impl Engine {
-    pub fn new(config: Config) -> Engine {
+    /// An engine over the config's directories, or its bucket (whose
+    /// client is set up here, without a request yet).
+    pub fn new(config: Config) -> Result<Engine> {
         let layout = Layout::new(&config.paths.data_dir, &config.paths.state_dir);
-        Engine {
+        let remote = match config.paths.storage().map_err(|reason| Error::Config {
+            origin: "paths".into(),
+            reason,
+        })? {
+            Storage::Local => None,
+            Storage::Bucket { data, state } => Some(Remote::new(
+                &data,
+                &state,
+                Patience {
+                    timeout: Duration::from_secs(config.object_store.timeout_secs),
+                    retries: config.object_store.max_retries,
+                },
+            )?),
+        };
+        Ok(Engine {
             config,
             layout,
+            remote,
             loaded: std::sync::Mutex::default(),
-        }
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -96,8 +121,29 @@ impl Engine {
         on_file: &mut (dyn FnMut(&std::path::Path) + Send),
     ) -> Result<Outcome> {
         let started = Instant::now();
-        let timeout = Duration::from_secs(self.config.state.lock_timeout_secs);
-        let (store, ledger) = self.open(mode, timeout)?;
+        if let Some(remote) = &self.remote {
+            return bucket::generate(self, remote, mode, date, overrides, on_file);
+        }
+        let (store, ledger) = self.open(mode, self.lock_timeout())?;
+        self.run(&store, &ledger, mode, date, overrides, on_file, started)
+    }
+
+    fn lock_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.state.lock_timeout_secs)
+    }
+
+    /// [`Engine::generate_with`] on an open, checked store.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        store: &StateStore,
+        ledger: &[LedgerEntry],
+        mode: Mode,
+        date: BatchDate,
+        overrides: &Overrides,
+        on_file: &mut (dyn FnMut(&std::path::Path) + Send),
+        started: Instant,
+    ) -> Result<Outcome> {
         let rates = self.config.defects.rates(overrides.defects);
         let format = overrides.format.unwrap_or(self.config.output.format);
         if !rates.is_clean() && format != OutputFormat::Csv {
@@ -134,6 +180,7 @@ impl Engine {
             return Ok(Outcome {
                 created: false,
                 dir,
+                url: None,
                 manifest,
                 elapsed: started.elapsed(),
                 caught_up: Vec::new(),
@@ -183,7 +230,7 @@ impl Engine {
         for day in missing {
             let began = Instant::now();
             let manifest = self.commit_day(
-                &store,
+                store,
                 &mut state,
                 mode,
                 day,
@@ -195,6 +242,7 @@ impl Engine {
             caught_up.push(Outcome {
                 created: true,
                 dir: self.layout.batch_dir(mode, day),
+                url: None,
                 manifest,
                 elapsed: began.elapsed(),
                 caught_up: Vec::new(),
@@ -202,11 +250,12 @@ impl Engine {
         }
         let began = Instant::now();
         let manifest = self.commit_day(
-            &store, &mut state, mode, date, overrides, &rates, format, on_file,
+            store, &mut state, mode, date, overrides, &rates, format, on_file,
         )?;
         Ok(Outcome {
             created: true,
             dir,
+            url: None,
             manifest,
             elapsed: if caught_up.is_empty() {
                 started.elapsed()
@@ -284,13 +333,27 @@ impl Engine {
     }
 
     /// The committed batches of a mode, in commit order. Reads without the
-    /// lock: the ledger is only ever replaced whole, by rename.
+    /// lock (the ledger is only ever replaced whole, by rename), except with
+    /// a bucket: the cache is first brought to the bucket's state.
     pub fn batches(&self, mode: Mode) -> Result<Vec<LedgerEntry>> {
+        if let Some(remote) = &self.remote {
+            bucket::refresh(self, remote, mode, self.lock_timeout())?;
+        }
         let path = self.layout.state_dir(mode).join(LEDGER_FILE);
         if path.exists() {
             read_ledger(&path)
         } else {
             Ok(Vec::new())
+        }
+    }
+
+    /// Makes sure this machine holds a committed batch's files (only `file`
+    /// if given): with a bucket, the cache fetches what it lacks. Local
+    /// batches are always whole.
+    pub fn materialize(&self, mode: Mode, date: BatchDate, file: Option<&str>) -> Result<()> {
+        match &self.remote {
+            Some(remote) => bucket::fetch(self, remote, mode, date, file),
+            None => Ok(()),
         }
     }
 
@@ -317,6 +380,9 @@ impl Engine {
     /// files are unchanged since they last loaded cleanly, so a readiness
     /// probe stays cheap.
     pub fn check(&self, mode: Mode, timeout: Duration) -> Result<()> {
+        if let Some(remote) = &self.remote {
+            bucket::refresh(self, remote, mode, timeout)?;
+        }
         let (store, _) = self.open(mode, timeout)?;
         let fingerprint = store.fingerprint();
         let slot = mode as usize;
@@ -337,6 +403,11 @@ impl Engine {
     /// Rebuilds the mode's state by replaying its committed batches (see
     /// [`rebuild`]).
     pub fn rebuild_state(&self, mode: Mode) -> Result<Rebuilt> {
+        if self.remote.is_some() {
+            return Err(Error::InvalidInput(
+                "state rebuild mends a local state; with a bucket, the state is the generation its head names, and this machine's copy is only a cache (delete the cache folders to refetch it)".into(),
+            ));
+        }
         let timeout = Duration::from_secs(self.config.state.lock_timeout_secs);
         let store = StateStore::open(&self.layout, mode, timeout)?;
         rebuild::replay(self, &store, mode)

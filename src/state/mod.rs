@@ -60,7 +60,7 @@ pub const DEFECTS_FILE: &str = "defects.json";
 const STATE_FILES: [&str; 4] = [MASTER_FILE, COUNTER_FILE, CENSUS_FILE, LEDGER_FILE];
 /// Every file a state may have, in the order they are moved into place:
 /// the optional defects file before the ledger.
-const ALL_STATE_FILES: [&str; 5] = [
+pub(crate) const ALL_STATE_FILES: [&str; 5] = [
     MASTER_FILE,
     COUNTER_FILE,
     CENSUS_FILE,
@@ -71,6 +71,8 @@ const TXN_DIR: &str = ".txn";
 const COMMIT_MARKER: &str = "COMMIT";
 /// Where `state rebuild` prepares the new files before renaming them over.
 const REBUILD_DIR: &str = ".rebuild";
+/// Where a copy of the state from an object store is downloaded first.
+const SYNC_DIR: &str = ".sync";
 
 /// Everything generation needs from the past.
 #[derive(Clone, Debug, Default)]
@@ -177,7 +179,7 @@ impl StateStore {
             return Ok(());
         }
         let mut discarded = false;
-        for dir in [txn, self.dir.join(REBUILD_DIR)] {
+        for dir in [txn, self.dir.join(REBUILD_DIR), self.dir.join(SYNC_DIR)] {
             if dir.exists() {
                 remove_dir_all(&dir)?;
                 discarded = true;
@@ -351,6 +353,73 @@ impl StateStore {
         }
         sync_dir(&self.dir)?;
         remove_dir_all(&dir)?;
+        sync_dir(&self.dir)
+    }
+
+    /// The identity of the state as committed: its ledger's length and
+    /// digest (the ledger records every other file's counts and each
+    /// batch's manifest). `None` for a fresh state; a state whose ledger is
+    /// missing beside other files is `"incomplete"`, which no store names.
+    pub fn generation(&self) -> Result<Option<String>> {
+        match std::fs::read(self.path(LEDGER_FILE)) {
+            Ok(bytes) => {
+                let entries = bytes
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    .saturating_sub(1);
+                let digest = hex::encode(Sha256::digest(&bytes));
+                Ok(Some(format!("{entries}-{}", &digest[..16])))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let any = ALL_STATE_FILES.iter().any(|f| self.path(f).exists());
+                Ok(any.then(|| "incomplete".to_string()))
+            }
+            Err(e) => Err(Error::io("cannot read", self.path(LEDGER_FILE))(e)),
+        }
+    }
+
+    /// The folder of the mode's state files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A fresh, empty folder to download a state into before [`install`].
+    ///
+    /// [`install`]: StateStore::install
+    pub fn sync_dir(&self) -> Result<PathBuf> {
+        let dir = self.dir.join(SYNC_DIR);
+        if dir.exists() {
+            remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir(&dir).map_err(Error::io("cannot create", &dir))?;
+        Ok(dir)
+    }
+
+    /// Replaces the mode's state files with those of [`sync_dir`] (an
+    /// empty one clears the state). The ledger goes first and comes back
+    /// last, so a crash in between leaves an `"incomplete"` state, never one
+    /// that looks whole.
+    ///
+    /// [`sync_dir`]: StateStore::sync_dir
+    pub fn install(&self) -> Result<()> {
+        let from = self.dir.join(SYNC_DIR);
+        if self.path(LEDGER_FILE).exists() {
+            remove_file(&self.path(LEDGER_FILE))?;
+            sync_dir(&self.dir)?;
+        }
+        for file in ALL_STATE_FILES {
+            if from.join(file).exists() {
+                std::fs::rename(from.join(file), self.path(file)).map_err(Error::io(
+                    "cannot move state file into place",
+                    self.path(file),
+                ))?;
+            } else if self.path(file).exists() {
+                remove_file(&self.path(file))?;
+            }
+        }
+        sync_dir(&self.dir)?;
+        remove_dir_all(&from)?;
         sync_dir(&self.dir)
     }
 

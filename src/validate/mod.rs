@@ -385,7 +385,9 @@ fn validate_in(dir: &Path, feed: Option<&mut Feed>) -> Result<Summary, Vec<Probl
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name != MANIFEST_FILE && !listed.contains(name.as_str()) {
+            if name == crate::remote::SUCCESS_FILE {
+                check_success(dir, &mut c);
+            } else if name != MANIFEST_FILE && !listed.contains(name.as_str()) {
                 c.report(&name, None, "is not listed in the manifest");
             }
         }
@@ -630,6 +632,25 @@ fn text_rows(
 }
 
 /// Checks every row of one file; returns its row count if it could be read.
+/// A batch copied from a bucket carries `_SUCCESS`, the commit marker
+/// (README, "Object storage"): it must name this manifest.
+fn check_success(dir: &Path, c: &mut Checker) {
+    use sha2::{Digest, Sha256};
+    let marker = std::fs::read(dir.join(crate::remote::SUCCESS_FILE)).unwrap_or_default();
+    let manifest = std::fs::read(dir.join(MANIFEST_FILE)).unwrap_or_default();
+    let expected = format!("{}\n", hex::encode(Sha256::digest(&manifest)));
+    if marker != expected.as_bytes() {
+        c.report(
+            crate::remote::SUCCESS_FILE,
+            None,
+            format!(
+                "does not commit this manifest: it should hold the manifest's sha256 ({})",
+                expected.trim_end()
+            ),
+        );
+    }
+}
+
 fn check_rows(c: &mut Checker, dir: &Path, d: Dataset, cx: &mut Context<'_>) -> Option<u64> {
     let file = d.file_name();
     let contract = contract(d);

@@ -55,9 +55,13 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(datagen::http::run(listener, Engine::new(config), async {
-        let _ = rx.await;
-    }));
+    let server = tokio::spawn(datagen::http::run(
+        listener,
+        Engine::new(config).unwrap(),
+        async {
+            let _ = rx.await;
+        },
+    ));
     let app = TestApp {
         address,
         client: reqwest::Client::new(),

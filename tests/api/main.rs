@@ -9,10 +9,12 @@
 mod common;
 
 mod batches;
+mod bucket;
 mod conditional;
 mod defects;
 mod errors;
 mod helpers;
 mod lifecycle;
+mod moto;
 mod parquet;
 mod service;

@@ -488,3 +488,75 @@ fn exit_codes_and_messages_are_as_documented() {
         fresh.batch("sample", "2199-12-31").to_str().unwrap(),
     ]);
 }
+
+#[test]
+fn object_store_urls_that_cannot_work_are_refused_before_anything_is_written() {
+    let sb = with_history();
+    let before = sb.tree();
+    for (flags, why) in [
+        (
+            vec!["--data-url", "s3://bucket/datagen/data"],
+            "paths.state_url must be a bucket too",
+        ),
+        (
+            vec!["--state-url", "s3://bucket/datagen/state"],
+            "paths.data_url must be a bucket too",
+        ),
+        (
+            vec![
+                "--data-url",
+                "s3://bucket/datagen",
+                "--state-url",
+                "s3://bucket/datagen",
+            ],
+            "give each its own prefix",
+        ),
+        (
+            vec![
+                "--data-url",
+                "gs://bucket/data",
+                "--state-url",
+                "gs://bucket/state",
+            ],
+            "the gs:// scheme is not supported",
+        ),
+        (
+            vec!["--data-url", "s3:///data", "--state-url", "s3://b/state"],
+            "names no bucket",
+        ),
+    ] {
+        let mut args = vec!["generate", "--mode", "sample", "--date", "2026-02-09"];
+        args.extend_from_slice(&flags);
+        let err = sb.fails(&args);
+        assert!(err.contains(why), "{flags:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    assert_untouched(&sb, &before);
+}
+
+#[test]
+fn a_file_url_or_plain_path_just_moves_the_local_folders() {
+    let sb = Sandbox::new();
+    let elsewhere = sb.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let data_url = format!("file://{}", elsewhere.join("data").display());
+    let state = elsewhere.join("state");
+    sb.ok(&[
+        "generate",
+        "--mode",
+        "sample",
+        "--date",
+        "2026-02-08",
+        "--data-url",
+        &data_url,
+        "--state-url",
+        state.to_str().unwrap(),
+    ]);
+    assert!(
+        elsewhere
+            .join("data/sample/2026-02-08/_manifest.json")
+            .is_file()
+    );
+    assert!(state.join("sample/ledger.csv").is_file());
+    assert!(!sb.path().join("data").exists() && !sb.path().join("state").exists());
+}

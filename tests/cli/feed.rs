@@ -7,6 +7,7 @@
 use chrono::NaiveDate;
 use std::collections::{HashMap, HashSet};
 
+use crate::common::python_with;
 use crate::helpers::{Sandbox, read_csv, timestamp};
 
 const FIRST: &str = "2026-03-01";
@@ -326,24 +327,7 @@ fn the_readme_duckdb_upsert_rebuilds_the_final_encounter_table() {
     }
 }
 
-/// The Python with the duckdb package: `DATAGEN_TEST_PYTHON` (which
-/// `.ci/run` sets), else `python3`. Without one the test says it is
-/// skipped, except under CI, where it fails.
+/// The Python with the duckdb package (see [`python_with`]).
 pub(crate) fn python_with_duckdb() -> Option<String> {
-    let python = std::env::var("DATAGEN_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let found = std::process::Command::new(&python)
-        .args(["-c", "import duckdb"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        return Some(python);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{python} has no duckdb package: .ci/run installs it and sets DATAGEN_TEST_PYTHON"
-    );
-    eprintln!(
-        "SKIPPED the README DuckDB test: {python} cannot import duckdb (pip install duckdb, or set DATAGEN_TEST_PYTHON)"
-    );
-    None
+    python_with("duckdb", "the README DuckDB test")
 }

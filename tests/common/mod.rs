@@ -37,3 +37,25 @@ fn walk(dir: &Path, base: &Path, out: &mut Tree) {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// The Python that can `import <module>`: `DATAGEN_TEST_PYTHON` (which
+/// `.ci/run` sets, with every package the tests use), else `python3`.
+/// Without one the test says it is skipped, except under CI, where it fails.
+pub fn python_with(module: &str, test: &str) -> Option<String> {
+    let python = std::env::var("DATAGEN_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let found = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{python} cannot import {module}: .ci/run installs it and sets DATAGEN_TEST_PYTHON"
+    );
+    eprintln!(
+        "SKIPPED {test}: {python} cannot import {module} (pip install it, or set DATAGEN_TEST_PYTHON)"
+    );
+    None
+}
