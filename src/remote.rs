@@ -263,6 +263,11 @@ impl Remote {
             .join(file)
     }
 
+    /// Which bucket prefixes this is, in one line.
+    pub fn describe(&self) -> String {
+        format!("data {} state {}", self.data_url, self.state_url)
+    }
+
     /// The URL of a batch's folder, for messages and logs.
     pub fn batch_url(&self, mode: Mode, date: BatchDate) -> String {
         format!(

@@ -51,7 +51,7 @@ pub(super) fn generate(
     on_file: &mut (dyn FnMut(&Path) + Send),
 ) -> Result<Outcome> {
     let started = Instant::now();
-    let store = StateStore::open(engine.layout(), mode, engine.lock_timeout())?;
+    let store = open_cache(engine, remote, mode, engine.lock_timeout())?;
     loop {
         let read = remote.head(mode)?;
         if let Some(pending) = &read.head.pending {
@@ -387,7 +387,7 @@ pub(super) fn refresh(
     mode: Mode,
     timeout: std::time::Duration,
 ) -> Result<()> {
-    let store = StateStore::open(engine.layout(), mode, timeout)?;
+    let store = open_cache(engine, remote, mode, timeout)?;
     let read = remote.head(mode)?;
     sync(
         engine,
@@ -396,4 +396,60 @@ pub(super) fn refresh(
         mode,
         read.head.generation.as_deref(),
     )
+}
+
+/// Marks a folder as a bucket's cache, naming the bucket.
+const CACHE_MARKER: &str = ".datagen-cache";
+
+/// Opens the mode's local state as the bucket's cache. Syncing replaces
+/// whatever the cache holds, so a folder is only used as one if it is
+/// empty or already this bucket's cache: pointing a bucket at the folders
+/// of a local feed must not delete that feed.
+fn open_cache(
+    engine: &Engine,
+    remote: &Remote,
+    mode: Mode,
+    timeout: std::time::Duration,
+) -> Result<StateStore> {
+    let store = StateStore::open(engine.layout(), mode, timeout)?;
+    let layout = engine.layout();
+    let owner = format!("{}\n", remote.describe());
+    for (dir, holds) in [
+        (
+            layout.state_dir(mode),
+            store.generation()?.is_some().then_some("a state"),
+        ),
+        (
+            layout.mode_dir(mode),
+            (!committed_dates(layout, mode)?.is_empty()).then_some("batches"),
+        ),
+    ] {
+        let marker = dir.join(CACHE_MARKER);
+        match std::fs::read_to_string(&marker) {
+            Ok(found) if found == owner => {}
+            Ok(found) => {
+                return Err(Error::StateMismatch {
+                    mode,
+                    problem: format!(
+                        "{} is the cache of {}, not of {}: give this bucket its own --data-dir and --state-dir",
+                        dir.display(),
+                        found.trim_end(),
+                        owner.trim_end()
+                    ),
+                });
+            }
+            Err(_) if holds.is_some() => {
+                return Err(Error::StateMismatch {
+                    mode,
+                    problem: format!(
+                        "{} holds {} of its own, and with a bucket it would be only a cache that the bucket's content replaces: give the bucket empty folders (--data-dir, --state-dir), or move this feed away first",
+                        dir.display(),
+                        holds.unwrap_or_default()
+                    ),
+                });
+            }
+            Err(_) => write_new(&marker, owner.as_bytes())?,
+        }
+    }
+    Ok(store)
 }

@@ -560,3 +560,23 @@ fn a_file_url_or_plain_path_just_moves_the_local_folders() {
     assert!(state.join("sample/ledger.csv").is_file());
     assert!(!sb.path().join("data").exists() && !sb.path().join("state").exists());
 }
+
+#[test]
+fn a_bucket_never_takes_over_the_folders_of_a_local_feed() {
+    let sb = with_history();
+    let before = sb.tree();
+    let err = sb.fails(&[
+        "generate",
+        "--mode",
+        "sample",
+        "--date",
+        "2026-02-09",
+        "--data-url",
+        "s3://bucket/datagen/data",
+        "--state-url",
+        "s3://bucket/datagen/state",
+    ]);
+    assert!(err.contains("holds a state of its own"), "{err}");
+    assert!(err.contains("give the bucket empty folders"), "{err}");
+    assert_untouched(&sb, &before);
+}
