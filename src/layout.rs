@@ -8,7 +8,9 @@
 //! <state_dir>/<mode>/.txn/               the commit journal of the batch in flight
 //! ```
 //! Staging lives on the same file system as its destination, so each step of
-//! a commit is a rename.
+//! a commit is a rename. With a bucket (`paths.data_url`), both roots are this
+//! machine's cache of it, each mode folder marked by a `.datagen-cache` file
+//! naming the bucket (see `pipeline/bucket.rs`).
 
 use std::path::{Path, PathBuf};
 

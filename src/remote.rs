@@ -455,6 +455,56 @@ impl Remote {
         self.get(&self.data, &self.data_key(mode, date, file))
     }
 
+    /// Streams a batch object into a new file at `to` (synced), and returns
+    /// its sha256; `None` if the object is absent. Memory stays at one
+    /// chunk whatever the file's size.
+    pub fn download_batch_file(
+        &self,
+        mode: Mode,
+        date: BatchDate,
+        file: &str,
+        to: &Path,
+    ) -> Result<Option<String>> {
+        use futures_util::StreamExt;
+        use sha2::{Digest, Sha256};
+        use std::io::Write;
+        let key = self.data_key(mode, date, file);
+        let store = self.data.clone();
+        let path = to.to_path_buf();
+        let got = self.wait({
+            let key = key.clone();
+            async move {
+                let mut stream = store.get(&key).await?.into_stream();
+                let local = |e: std::io::Error| object_store::Error::Generic {
+                    store: "datagen",
+                    source: Box::new(e),
+                };
+                // Small synchronous writes of each chunk: this runs on the
+                // store's own runtime, never the server's.
+                let mut out = std::fs::File::create(&path).map_err(local)?;
+                let mut sha = Sha256::new();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk?;
+                    sha.update(&chunk);
+                    out.write_all(&chunk).map_err(local)?;
+                }
+                out.sync_all().map_err(local)?;
+                Ok::<_, object_store::Error>(hex::encode(sha.finalize()))
+            }
+        })?;
+        match got {
+            Ok(sha) => Ok(Some(sha)),
+            Err(object_store::Error::NotFound { .. }) => {
+                let _ = std::fs::remove_file(to);
+                Ok(None)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(to);
+                Err(Self::failed("cannot download", &self.data_url, &key, e))
+            }
+        }
+    }
+
     /// Uploads one of a batch's data files (overwriting: a batch's bytes
     /// are fixed by its plan, so a second upload writes the same bytes).
     pub fn put_batch_file(&self, mode: Mode, date: BatchDate, path: &Path) -> Result<()> {

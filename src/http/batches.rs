@@ -253,13 +253,7 @@ pub async fn generate(
             let start = match first {
                 Event::Done(done) => {
                     (*done)?;
-                    // With a bucket, this machine's cache may lack the files.
-                    let fetcher = app.clone();
-                    let name = format.file_name();
-                    app.blocking(move || fetcher.engine().materialize(mode, date, name.as_deref()))
-                        .await
-                        .map_err(|e| ApiError::internal(&e))?
-                        .map_err(|e| ApiError::from_engine(e, app.engine().layout()))?;
+                    materialize(&app, mode, date, format.file_name()).await?;
                     Start::Committed
                 }
                 file @ Event::File(..) => Start::Live(file),
@@ -538,6 +532,21 @@ pub async fn manifest(
     committed_manifest(&app, mode, date).await.map(Json)
 }
 
+/// Makes sure a committed batch's files (or one of them) are on this
+/// machine before they are sent: with a bucket, the cache may lack them.
+async fn materialize(
+    app: &AppState,
+    mode: Mode,
+    date: BatchDate,
+    file: Option<String>,
+) -> Result<(), ApiError> {
+    let fetcher = app.clone();
+    app.blocking(move || fetcher.engine().materialize(mode, date, file.as_deref()))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| ApiError::from_engine(e, app.engine().layout()))
+}
+
 async fn committed_manifest(
     app: &AppState,
     mode: Mode,
@@ -627,12 +636,7 @@ pub async fn file(
     let entry = manifest
         .file(&name)
         .ok_or_else(|| ApiError::not_found(format!("the {mode} batch for {date} has no {name}")))?;
-    let fetcher = app.clone();
-    let wanted = name.clone();
-    app.blocking(move || fetcher.engine().materialize(mode, date, Some(&wanted)))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| ApiError::from_engine(e, app.engine().layout()))?;
+    materialize(&app, mode, date, Some(name.clone())).await?;
     let path = app.engine().layout().batch_dir(mode, date).join(&name);
     let mut file = tokio::fs::File::open(&path)
         .await

@@ -346,26 +346,6 @@ pub(super) fn fetch(
         if name.is_some_and(|n| n != file.name) || dir.join(&file.name).exists() {
             continue;
         }
-        let bytes = remote
-            .get_batch_file(mode, date, &file.name)?
-            .ok_or_else(|| Error::StateMismatch {
-                mode,
-                problem: format!(
-                    "{}{} is missing from a committed batch",
-                    remote.batch_url(mode, date),
-                    file.name
-                ),
-            })?;
-        if hex::encode(Sha256::digest(&bytes)) != file.sha256 {
-            return Err(Error::StateMismatch {
-                mode,
-                problem: format!(
-                    "{}{} does not have the sha256 its manifest records",
-                    remote.batch_url(mode, date),
-                    file.name
-                ),
-            });
-        }
         // Concurrent readers each write their own part, then rename over.
         let part = dir.join(format!(
             ".{}.{}-{}.part",
@@ -373,7 +353,20 @@ pub(super) fn fetch(
             std::process::id(),
             DOWNLOADS.fetch_add(1, Ordering::Relaxed)
         ));
-        write_new(&part, &bytes)?;
+        let object = format!("{}{}", remote.batch_url(mode, date), file.name);
+        let sha = remote
+            .download_batch_file(mode, date, &file.name, &part)?
+            .ok_or_else(|| Error::StateMismatch {
+                mode,
+                problem: format!("{object} is missing from a committed batch"),
+            })?;
+        if sha != file.sha256 {
+            let _ = std::fs::remove_file(&part);
+            return Err(Error::StateMismatch {
+                mode,
+                problem: format!("{object} does not have the sha256 its manifest records"),
+            });
+        }
         let target = dir.join(&file.name);
         std::fs::rename(&part, &target).map_err(Error::io("cannot move into place", &target))?;
     }
