@@ -334,7 +334,8 @@ impl Engine {
 
     /// The committed batches of a mode, in commit order. Reads without the
     /// lock (the ledger is only ever replaced whole, by rename), except with
-    /// a bucket: the cache is first brought to the bucket's state.
+    /// a bucket: the cache is first brought to the bucket's state, under the
+    /// lock, so a read waits for a run of this replica to finish.
     pub fn batches(&self, mode: Mode) -> Result<Vec<LedgerEntry>> {
         if let Some(remote) = &self.remote {
             bucket::refresh(self, remote, mode, self.lock_timeout())?;

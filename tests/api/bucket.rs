@@ -432,7 +432,7 @@ async fn with_the_store_stopped_a_post_fails_clearly_commits_nothing_and_recover
         &moto,
         "stop",
         &[
-            ("DATAGEN__OBJECT_STORE__TIMEOUT_SECS", "1"),
+            ("DATAGEN__OBJECT_STORE__TIMEOUT_SECS", "3"),
             ("DATAGEN__OBJECT_STORE__MAX_RETRIES", "0"),
         ],
     );
@@ -474,7 +474,7 @@ async fn with_the_store_stopped_a_post_fails_clearly_commits_nothing_and_recover
     moto.pause();
     let work = tempfile::tempdir().unwrap();
     let mut settings = moto.settings("stop");
-    settings.push(("DATAGEN__OBJECT_STORE__TIMEOUT_SECS".into(), "1".into()));
+    settings.push(("DATAGEN__OBJECT_STORE__TIMEOUT_SECS".into(), "3".into()));
     settings.push(("DATAGEN__OBJECT_STORE__MAX_RETRIES".into(), "0".into()));
     let out = datagen(
         work.path(),
