@@ -738,6 +738,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
+/// Writes `bytes` to a new file at `path` (an existing one is an error),
+/// synced.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = File::create_new(path).map_err(Error::io("cannot create", path))?;
+    file.write_all(bytes)
+        .map_err(Error::io("cannot write", path))?;
+    file.sync_all().map_err(Error::io("cannot sync", path))
+}
+
 /// Makes a directory's entries (creations, renames, removals) durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

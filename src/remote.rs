@@ -34,6 +34,7 @@ use crate::dataset::OutputFormat;
 use crate::defects::Profile;
 use crate::error::{Error, Result};
 use crate::model::{BatchDate, Mode};
+use crate::output::write_new;
 
 /// The object marking a committed date, written last.
 pub const SUCCESS_FILE: &str = "_SUCCESS";
@@ -613,13 +614,4 @@ async fn copy_file(
             .await?;
     }
     writer.shutdown().await.map_err(local)
-}
-
-/// Writes `bytes` to a new file, synced.
-pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path).map_err(Error::io("cannot create", path))?;
-    file.write_all(bytes)
-        .map_err(Error::io("cannot write", path))?;
-    file.sync_all().map_err(Error::io("cannot sync", path))
 }

@@ -38,7 +38,8 @@ use crate::crashpoint;
 use crate::error::{Error, Result};
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::model::{BatchDate, Mode};
-use crate::remote::{Created, Head, Pending, ReadHead, Remote, SUCCESS_FILE, Swap, write_new};
+use crate::output::write_new;
+use crate::remote::{Created, Head, Pending, ReadHead, Remote, SUCCESS_FILE, Swap};
 use crate::state::{ALL_STATE_FILES, DEFECTS_FILE, StateStore, check_agreement, committed_dates};
 
 /// Generates and commits `date` through the bucket (see the module doc).

@@ -49,7 +49,7 @@ use crate::generate::patients::Patient;
 use crate::layout::Layout;
 use crate::manifest::MANIFEST_FILE;
 use crate::model::{BatchDate, Mode};
-use crate::output::{Syncs, sync_dir, write_atomic};
+use crate::output::{Syncs, sync_dir, write_atomic, write_new};
 
 pub const MASTER_FILE: &str = "patients_master.csv";
 pub const COUNTER_FILE: &str = "encounter_id_counter.txt";
@@ -100,18 +100,10 @@ fn write_state_files(dir: &Path, state: &State) -> Result<()> {
     if let Some(defects) = &state.defects {
         let mut bytes = serde_json::to_vec(defects).unwrap_or_default();
         bytes.push(b'\n');
-        write_synced(&dir.join(DEFECTS_FILE), &bytes)?;
+        write_new(&dir.join(DEFECTS_FILE), &bytes)?;
     }
     files::write_ledger(&dir.join(LEDGER_FILE), &state.ledger)?;
     sync_dir(dir)
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::File::create_new(path).map_err(Error::io("cannot create", path))?;
-    file.write_all(bytes)
-        .map_err(Error::io("cannot write", path))?;
-    file.sync_all().map_err(Error::io("cannot sync", path))
 }
 
 /// The defects file of a state folder, if it has one.

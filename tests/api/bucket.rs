@@ -407,7 +407,28 @@ async fn a_writer_killed_mid_upload_leaves_no_success_and_the_next_post_complete
             assert!(String::from_utf8_lossy(&out.stdout).contains("already committed"));
         } else {
             let replica = server(&moto, &prefix, &[]);
-            let response = reqwest::Client::new()
+            // Until it is finished, readers do not see the cut date.
+            let client = reqwest::Client::new();
+            let list: serde_json::Value = client
+                .get(replica.url("/batches?mode=sample"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(
+                list["batches"].as_array().unwrap().len(),
+                1,
+                "{point}: {list}"
+            );
+            let cut = client
+                .get(replica.url(&format!("/batches/{}?mode=sample", DATES[1])))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(cut.status(), 404, "{point}");
+            let response = client
                 .post(replica.url(&format!("/batches/{}?mode=sample", DATES[1])))
                 .send()
                 .await
