@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! <data_url>/<mode>/<date>/<files>        the batch's files, then
-//! <data_url>/<mode>/<date>/manifest.json  written only if absent, then
+//! <data_url>/<mode>/<date>/_manifest.json written only if absent, then
 //! <data_url>/<mode>/<date>/_SUCCESS       written only if absent: the date is committed
 //! <state_url>/<mode>/HEAD.json            which generation of the state is current,
 //!                                         and the commit in flight; replaced by

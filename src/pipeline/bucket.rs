@@ -16,7 +16,7 @@
 //!    writer moved first: the replica drops its local batch (its cache is
 //!    brought back in line) and starts over, so it never publishes a batch
 //!    made from a stale state and never reuses an ID;
-//! 4. the batch's files go up, then `manifest.json`, then `_SUCCESS`, the
+//! 4. the batch's files go up, then `_manifest.json`, then `_SUCCESS`, the
 //!    two last only if absent (`If-None-Match: *`): a date is committed
 //!    once `_SUCCESS` exists, and never by two writers;
 //! 5. the head is swapped to the new generation, pending cleared.
