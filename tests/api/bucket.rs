@@ -117,6 +117,24 @@ async fn head(moto: &Moto, prefix: &str) -> serde_json::Value {
     serde_json::from_slice(&objects["HEAD.json"]).unwrap()
 }
 
+/// The dates a server lists for the sample mode, newest first.
+async fn listed(client: &reqwest::Client, server: &ServerProcess) -> Vec<String> {
+    let list: serde_json::Value = client
+        .get(server.url("/batches?mode=sample"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["date"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn server(moto: &Moto, prefix: &str, extra: &[(&str, &str)]) -> ServerProcess {
     let settings = moto.settings(prefix);
     let mut env: Vec<(&str, &str)> = settings
@@ -170,21 +188,10 @@ async fn batches_generated_into_a_bucket_read_back_validate_and_equal_a_local_ru
     // carries on from its state.
     let replica = server(&moto, "t", &[]);
     let client = reqwest::Client::new();
-    let list: serde_json::Value = client
-        .get(replica.url("/batches?mode=sample"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let listed: Vec<&str> = list["batches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["date"].as_str().unwrap())
-        .collect();
-    assert_eq!(listed, ["2026-03-03", "2026-03-02", "2026-03-01"]);
+    assert_eq!(
+        listed(&client, &replica).await,
+        ["2026-03-03", "2026-03-02", "2026-03-01"]
+    );
     let vitals = client
         .get(replica.url("/batches/2026-03-02/vitals?mode=sample"))
         .send()
@@ -409,19 +416,7 @@ async fn a_writer_killed_mid_upload_leaves_no_success_and_the_next_post_complete
             let replica = server(&moto, &prefix, &[]);
             // Until it is finished, readers do not see the cut date.
             let client = reqwest::Client::new();
-            let list: serde_json::Value = client
-                .get(replica.url("/batches?mode=sample"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert_eq!(
-                list["batches"].as_array().unwrap().len(),
-                1,
-                "{point}: {list}"
-            );
+            assert_eq!(listed(&client, &replica).await, &DATES[..1], "{point}");
             let cut = client
                 .get(replica.url(&format!("/batches/{}?mode=sample", DATES[1])))
                 .send()
@@ -512,4 +507,65 @@ async fn with_the_store_stopped_a_post_fails_clearly_commits_nothing_and_recover
         "{stderr}"
     );
     assert_eq!(successes(&moto, "stop").await, &DATES[..2]);
+}
+
+#[tokio::test]
+async fn a_replica_with_another_config_refuses_to_finish_a_pending_commit() {
+    use std::io::BufRead;
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let settings = moto.settings("mixed");
+    let work = tempfile::tempdir().unwrap();
+    run_ok(
+        work.path(),
+        &settings,
+        &["generate", "--mode", "sample", "--date", DATES[0]],
+    );
+    let mut child = datagen(
+        work.path(),
+        &settings,
+        &["generate", "--mode", "sample", "--date", DATES[1]],
+    )
+    .env("DATAGEN_CRASHPOINT", "uploading")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let reached = std::io::BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("crashpoint uploading"));
+    assert!(reached);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = moto.objects("mixed").await;
+
+    // Another seed would make other bytes for the same dates: it must not
+    // publish them under the pending commit.
+    let mut other = settings.clone();
+    other.push(("DATAGEN__SEED".into(), "7".into()));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = datagen(
+        elsewhere.path(),
+        &other,
+        &["generate", "--mode", "sample", "--date", DATES[1]],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("every replica on one bucket must run the same config"),
+        "{stderr}"
+    );
+    assert_eq!(moto.objects("mixed").await, before, "nothing was written");
+
+    // The right config finishes it.
+    run_ok(
+        elsewhere.path(),
+        &settings,
+        &["generate", "--mode", "sample", "--date", DATES[1]],
+    );
+    assert_eq!(successes(&moto, "mixed").await, &DATES[..2]);
 }
