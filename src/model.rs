@@ -459,7 +459,10 @@ pub fn parse_encounter_id(s: &str) -> Option<u64> {
 pub fn mrn(patient_number: u64) -> String {
     const MODULUS: u64 = 1_000_000_000;
     let scrambled = (patient_number.wrapping_mul(387_420_489) + 104_729) % MODULUS;
-    format!("MRN{scrambled:09}")
+    let mut mrn = String::with_capacity(12);
+    mrn.push_str("MRN");
+    crate::numfmt::padded(&mut mrn, scrambled, 9);
+    mrn
 }
 
 #[cfg(test)]

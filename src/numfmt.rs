@@ -23,6 +23,11 @@ pub fn uint(out: &mut impl Text, value: u64) {
     out.put(itoa::Buffer::new().format(value));
 }
 
+/// A signed integer.
+pub fn int(out: &mut impl Text, value: i64) {
+    out.put(itoa::Buffer::new().format(value));
+}
+
 /// `number` zero-padded to at least `width` digits.
 pub fn padded(out: &mut impl Text, number: u64, width: usize) {
     let mut buf = itoa::Buffer::new();
@@ -31,6 +36,16 @@ pub fn padded(out: &mut impl Text, number: u64, width: usize) {
         out.put("0");
     }
     out.put(digits);
+}
+
+/// `YYYY-MM-DD`, as chrono's `Display` writes a date of years 0 to 9999.
+pub fn date(out: &mut impl Text, date: chrono::NaiveDate) {
+    use chrono::Datelike;
+    padded(out, date.year().max(0) as u64, 4);
+    out.put("-");
+    padded(out, u64::from(date.month()), 2);
+    out.put("-");
+    padded(out, u64::from(date.day()), 2);
 }
 
 /// Tenths as a one-decimal number: 372 is `37.2`.

@@ -325,9 +325,7 @@ impl Encoder {
 
 /// The value writers every format shares: plain ASCII, no separators.
 pub(crate) mod plain {
-    use chrono::{Datelike, NaiveDate};
-
-    pub use crate::numfmt::{fixed, padded, shortest, tenths, uint};
+    pub use crate::numfmt::{date, fixed, padded, shortest, tenths, uint};
 
     pub fn id(out: &mut Vec<u8>, prefix: &str, number: u64, width: usize) {
         out.extend_from_slice(prefix.as_bytes());
@@ -338,14 +336,6 @@ pub(crate) mod plain {
         id(out, "E", encounter, 10);
         out.extend_from_slice(kind.as_bytes());
         padded(out, u64::from(seq), width);
-    }
-
-    pub fn date(out: &mut Vec<u8>, date: NaiveDate) {
-        padded(out, date.year().max(0) as u64, 4);
-        out.push(b'-');
-        padded(out, u64::from(date.month()), 2);
-        out.push(b'-');
-        padded(out, u64::from(date.day()), 2);
     }
 }
 
@@ -477,7 +467,13 @@ impl Fields for JsonLine<'_> {
     fn text(&mut self, value: &str) {
         let out = self.key();
         let bytes = value.as_bytes();
-        if bytes.iter().any(|&b| b < 0x20 && b != b'\n') {
+        // Checked 64 bytes at a time without stopping early, which the
+        // compiler turns into vector compares: a note is a thousand bytes.
+        let control = |b: &u8| *b < 0x20 && *b != b'\n';
+        if bytes
+            .chunks(64)
+            .any(|chunk| chunk.iter().fold(false, |found, b| found | control(b)))
+        {
             // Rare control characters: serde_json knows every escape.
             // Writing a str into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *out, value);

@@ -119,12 +119,14 @@ impl Encode for MasterRow<'_> {
         if p.last_visits.is_empty() {
             f.text("");
         } else {
-            use std::fmt::Write;
             let mut visits = String::with_capacity(32 * p.last_visits.len());
             for (i, (scenario, date)) in p.last_visits.iter().enumerate() {
-                let separator = if i == 0 { "" } else { ";" };
-                // Writing into a String cannot fail.
-                let _ = write!(visits, "{separator}{scenario}:{date}");
+                if i > 0 {
+                    visits.push(';');
+                }
+                visits.push_str(scenario);
+                visits.push(':');
+                crate::numfmt::date(&mut visits, *date);
             }
             f.text(&visits);
         }

@@ -7,7 +7,7 @@
 //! census, whose patients the caller leaves out of the pools), and nobody
 //! after an encounter that ends in death.
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashSet, HashSetExt};
 use std::ops::Range;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Weekday};
@@ -91,8 +91,7 @@ pub fn plan<R: Rng + ?Sized>(
         date,
         pools,
         by_scenario,
-        gapped_today: HashSet::new(),
-        seen_returning: HashSet::new(),
+        today: Today::new(config, pools.patients.len()),
         mix: day_mix(config, date),
         new_by_scenario: new_by_scenario(config, date, pools),
         seen_new: vec![false; pools.new.len()],
@@ -102,7 +101,6 @@ pub fn plan<R: Rng + ?Sized>(
             .iter()
             .map(|s| WeightedIndex::new(s.dispositions.values().copied()).ok())
             .collect(),
-        busy: HashMap::new(),
     };
     let mut encounters = Vec::with_capacity(count as usize);
     let mut stays = Vec::new();
@@ -155,9 +153,8 @@ struct Planner<'a, 'p, R: ?Sized> {
     /// Per scenario: the returning patients it admits, and an index over
     /// them (see [`returning_by_scenario`]).
     by_scenario: Vec<Option<(Vec<usize>, WeightedAliasIndex<f64>)>>,
-    /// Patients planned today for a scenario with a minimum gap, and which.
-    gapped_today: HashSet<(usize, usize)>,
-    seen_returning: HashSet<usize>,
+    /// What each patient already has today.
+    today: Today,
     // The weighted choices, built once per day rather than per encounter
     // (sampling a cached distribution draws exactly as a new one would).
     /// The day's scenario mix: weights, scaled at weekends by each
@@ -171,9 +168,51 @@ struct Planner<'a, 'p, R: ?Sized> {
     arrivals: Arrivals,
     /// Dispositions, per scenario.
     dispositions: Vec<Option<WeightedIndex<f64>>>,
+}
+
+/// What the day's plan has given each patient so far, in tables indexed by
+/// patient: a day of 100,000 encounters asks several times per encounter,
+/// and hashing the keys cost more than the rest of a pick.
+struct Today {
     /// Each patient's planned time today, as (start, end) in epoch seconds;
     /// the end is `i64::MAX` after a death.
-    busy: HashMap<usize, Vec<(i64, i64)>>,
+    busy: Vec<Vec<(i64, i64)>>,
+    /// Whether a returning patient has been picked today.
+    seen: Vec<bool>,
+    /// For each scenario with a minimum gap, its column in `gapped`.
+    gapped_column: Vec<Option<usize>>,
+    /// Patients planned today for a scenario with a minimum gap: a row of
+    /// columns per patient.
+    gapped: Vec<bool>,
+    columns: usize,
+}
+
+impl Today {
+    fn new(config: &Config, patients: usize) -> Today {
+        let mut columns = 0;
+        let gapped_column = config
+            .scenarios
+            .iter()
+            .map(|s| {
+                (s.min_gap_days > 0).then(|| {
+                    columns += 1;
+                    columns - 1
+                })
+            })
+            .collect();
+        Today {
+            busy: vec![Vec::new(); patients],
+            seen: vec![false; patients],
+            gapped_column,
+            gapped: vec![false; patients * columns],
+            columns,
+        }
+    }
+
+    fn gapped_slot(&mut self, patient: usize, scenario: usize) -> Option<&mut bool> {
+        let column = (*self.gapped_column.get(scenario)?)?;
+        self.gapped.get_mut(patient * self.columns + column)
+    }
 }
 
 impl<R: Rng + ?Sized> Planner<'_, '_, R> {
@@ -229,8 +268,15 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
     /// Whether `patient` is not booked for `scenario` already today (its
     /// minimum gap, before today, is checked by [`gap_passed`]).
     fn free_today(&self, patient: usize, scenario: usize) -> bool {
-        self.config.scenarios[scenario].min_gap_days == 0
-            || !self.gapped_today.contains(&(patient, scenario))
+        let Some(Some(column)) = self.today.gapped_column.get(scenario) else {
+            return true;
+        };
+        !self
+            .today
+            .gapped
+            .get(patient * self.today.columns + column)
+            .copied()
+            .unwrap_or(false)
     }
 
     /// Takes the patient's time for a visit and the stay it continues as,
@@ -245,7 +291,9 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             (e.admit_secs(), end)
         };
         let spans = std::iter::once(span(visit)).chain(stay.map(span));
-        let taken = self.busy.entry(visit.patient).or_default();
+        let Some(taken) = self.today.busy.get_mut(visit.patient) else {
+            return false;
+        };
         let overlaps = spans
             .clone()
             .any(|(a, b)| taken.iter().any(|&(c, d)| a <= d && c <= b));
@@ -253,8 +301,8 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             return false;
         }
         taken.extend(spans);
-        if self.config.scenarios[visit.scenario].min_gap_days > 0 {
-            self.gapped_today.insert((visit.patient, visit.scenario));
+        if let Some(slot) = self.today.gapped_slot(visit.patient, visit.scenario) {
+            *slot = true;
         }
         true
     }
@@ -310,7 +358,10 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
                 if !self.free_today(candidate, scenario) {
                     continue;
                 }
-                if self.seen_returning.insert(candidate) {
+                if let Some(seen) = self.today.seen.get_mut(candidate)
+                    && !*seen
+                {
+                    *seen = true;
                     return Some((candidate, true));
                 }
                 fallback.get_or_insert(candidate);
@@ -728,8 +779,7 @@ pub fn warm_start(
             date: day,
             pools: &pools,
             by_scenario: Vec::new(),
-            gapped_today: HashSet::new(),
-            seen_returning: HashSet::new(),
+            today: Today::new(config, 0),
             mix: None,
             new_by_scenario: Vec::new(),
             seen_new: Vec::new(),
@@ -738,7 +788,6 @@ pub fn warm_start(
                 .iter()
                 .map(|s| WeightedIndex::new(s.dispositions.values().copied()).ok())
                 .collect(),
-            busy: HashMap::new(),
         };
         for ordinal in 0..count {
             let scenario = planner.rng.sample(pick);

@@ -61,6 +61,18 @@ pub struct Grammar {
     banks: Vec<Vec<Vec<Node>>>,
 }
 
+/// `with` called on `parts` joined, in a buffer of the thread's own.
+fn joined<T>(parts: &[&str], with: impl FnOnce(&str) -> T) -> T {
+    thread_local! {
+        static NAME: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    NAME.with_borrow_mut(|name| {
+        name.clear();
+        parts.iter().for_each(|part| name.push_str(part));
+        with(name)
+    })
+}
+
 /// Expansion goes no deeper than this, so a bank that (by mistake) names
 /// itself ends instead of overflowing the stack.
 const MAX_DEPTH: u32 = 16;
@@ -114,6 +126,17 @@ impl Grammar {
         }
     }
 
+    /// The bank whose name is `parts` joined, if it has alternatives, by
+    /// its own `'static` name: names built from a scenario or a condition
+    /// are looked up for every note, and building them with `format!`
+    /// (an allocation each) cost more than the lookup.
+    pub fn find(&self, parts: &[&str]) -> Option<&'static str> {
+        joined(parts, |name| {
+            let (&found, &id) = self.ids.get_key_value(name)?;
+            (!self.banks[id].is_empty()).then_some(found)
+        })
+    }
+
     fn get(&self, bank: &str) -> Option<&[Vec<Node>]> {
         let id = *self.ids.get(bank)?;
         Some(&self.banks[id])
@@ -121,12 +144,14 @@ impl Grammar {
             .map(Vec::as_slice)
     }
 
-    /// Whether `bank` has variants for patients without a condition.
-    pub fn is_refined(&self, bank: &str) -> bool {
-        self.refined.contains(bank)
+    /// Whether the bank named `parts` joined has variants for patients
+    /// without a condition.
+    pub fn is_refined(&self, parts: &[&str]) -> bool {
+        joined(parts, |name| self.refined.contains(name))
     }
 
-    pub fn has(&self, bank: &str) -> bool {
+    #[cfg(test)]
+    fn has(&self, bank: &str) -> bool {
         self.get(bank).is_some()
     }
 
@@ -143,20 +168,6 @@ impl Grammar {
         let mut out = String::new();
         self.say(rng, bank, vars, &mut out);
         out
-    }
-
-    /// The first of `banks` that exists, expanded: a scenario's own bank,
-    /// say, else the generic one.
-    pub fn say_first(
-        &self,
-        rng: &mut ChaCha8Rng,
-        banks: &[&str],
-        vars: &Vars<'_>,
-        out: &mut String,
-    ) {
-        if let Some(bank) = banks.iter().find(|b| self.has(b)) {
-            self.say(rng, bank, vars, out);
-        }
     }
 
     /// One alternative of `bank` chosen by `key` (a well-mixed number from a

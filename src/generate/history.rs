@@ -188,25 +188,37 @@ pub struct History {
     /// was diagnosed, then the patient's other problems.
     pub problems: Vec<String>,
     /// The same, without years, for a sentence ("a history of ...").
-    pub problems_short: Vec<String>,
+    pub problems_short: Vec<&'static str>,
     pub medications: Vec<&'static str>,
-    pub surgeries: Vec<String>,
+    pub surgeries: Vec<&'static str>,
 }
 
 impl History {
     /// `year` is the calendar year the note is written in.
     pub fn of(patient: u64, sex: Sex, age: u32, conditions: Conditions, year: i32) -> History {
-        let plain =
-            |purpose: u64, bank: &str| GRAMMAR.own_plain(key(patient, purpose), bank).to_string();
+        let plain = |purpose: u64, bank: &str| GRAMMAR.own_plain(key(patient, purpose), bank);
+        // "<problem>, <since> <year>", without `format!`: a chart's history
+        // is written for every encounter.
+        let dated = |problem: &str, since: &str, year: i64| {
+            let mut text = String::with_capacity(problem.len() + since.len() + 8);
+            text.push_str(problem);
+            text.push_str(since);
+            crate::numfmt::int(&mut text, year);
+            text
+        };
         let mut problems = Vec::new();
         let mut problems_short = Vec::new();
         let adult_years = age.saturating_sub(18).clamp(1, 30);
         for (i, c) in conditions.iter().enumerate() {
-            let name = plain(20 + i as u64, &format!("condition.{}", c.as_str()));
+            let bank = GRAMMAR
+                .find(&["condition.", c.as_str()])
+                .unwrap_or_default();
+            let name = plain(20 + i as u64, bank);
             let years_ago = 1 + key(patient, 40 + i as u64) % u64::from(adult_years);
-            problems.push(format!(
-                "{name}, diagnosed {}",
-                i64::from(year) - years_ago as i64
+            problems.push(dated(
+                name,
+                ", diagnosed ",
+                i64::from(year) - years_ago as i64,
             ));
             problems_short.push(name);
         }
@@ -216,16 +228,16 @@ impl History {
         let count = (key(patient, 60) % 4) as u32 * u32::from(age >= 30) + u32::from(age >= 65);
         for j in 0..u64::from(count.min(3)) {
             let other = &others[(key(patient, 61 + j) % others.len() as u64) as usize];
-            if !fits(sex, other.problem) || problems_short.iter().any(|p| p == other.problem) {
+            if !fits(sex, other.problem) || problems_short.contains(&other.problem) {
                 continue;
             }
             let years_ago = key(patient, 90 + j) % u64::from(adult_years.max(2)) + 1;
-            problems.push(format!(
-                "{}, since {}",
+            problems.push(dated(
                 other.problem,
-                i64::from(year) - years_ago as i64
+                ", since ",
+                i64::from(year) - years_ago as i64,
             ));
-            problems_short.push(other.problem.to_string());
+            problems_short.push(other.problem);
             if let Some(med) = other.medication {
                 // One drug of a kind: no second statin beside the first.
                 let drug = med.split(' ').next().unwrap_or(med);
@@ -248,7 +260,7 @@ impl History {
         let mut surgeries = Vec::new();
         for j in 0..(key(patient, 70) % 3) {
             let surgery = plain(71 + j, "surgery");
-            if fits(sex, &surgery) && !surgeries.contains(&surgery) {
+            if fits(sex, surgery) && !surgeries.contains(&surgery) {
                 surgeries.push(surgery);
             }
         }
@@ -279,7 +291,10 @@ impl History {
 pub fn short_history(rng: &mut ChaCha8Rng, conditions: Conditions) -> String {
     let items: Vec<String> = conditions
         .iter()
-        .map(|c| GRAMMAR.text(rng, &format!("abbrev.{}", c.as_str()), &[]))
+        .map(|c| {
+            let bank = GRAMMAR.find(&["abbrev.", c.as_str()]).unwrap_or_default();
+            GRAMMAR.text(rng, bank, &[])
+        })
         .collect();
     if items.is_empty() {
         GRAMMAR.text(rng, "pmh.none", &[])

@@ -2,6 +2,7 @@
 //! (a new postal code, for downstream slowly-changing-dimension handling).
 
 use chrono::{Datelike, Days, NaiveDate};
+use rand::distr::weighted::WeightedIndex;
 use rand::seq::IndexedRandom;
 use rand::{Rng, RngExt};
 
@@ -67,14 +68,20 @@ fn people<R: Rng + ?Sized>(
         .iter()
         .map(|(s, w)| (*s, *w))
         .collect();
+    // Built once, not per person: a cached index draws exactly as a new one.
+    let sex_index = WeightedIndex::new(sexes.iter().map(|(_, w)| *w)).ok();
+    let bracket_index = WeightedIndex::new(population.age_brackets.iter().map(|b| b.weight)).ok();
     (0..u64::from(count))
         .map(|i| {
             let number = first_number + i;
-            let sex = super::pick_weighted(rng, sexes.iter().map(|(_, w)| *w))
-                .map_or(Sex::Unknown, |k| sexes[k].0);
-            let bracket =
-                super::pick_weighted(rng, population.age_brackets.iter().map(|b| b.weight))
-                    .map_or(&population.age_brackets[0], |k| &population.age_brackets[k]);
+            let sex = sex_index
+                .as_ref()
+                .map_or(Sex::Unknown, |index| sexes[rng.sample(index)].0);
+            let bracket = bracket_index
+                .as_ref()
+                .map_or(&population.age_brackets[0], |index| {
+                    &population.age_brackets[rng.sample(index)]
+                });
             let age = rng.random_range(bracket.min..=bracket.max);
             let birth_date = birth_date_for_age(rng, date.date(), age);
             let first_pool = match sex {
@@ -169,7 +176,10 @@ fn pick<'a, R: Rng + ?Sized>(rng: &mut R, pool: &'a [&'a str]) -> &'a str {
 
 pub fn postal_code<R: Rng + ?Sized>(rng: &mut R) -> String {
     let prefix = pick(rng, names::ZIP_PREFIXES);
-    format!("{prefix}{:02}", rng.random_range(0..100u32))
+    let mut code = String::with_capacity(prefix.len() + 2);
+    code.push_str(prefix);
+    crate::numfmt::padded(&mut code, u64::from(rng.random_range(0..100u32)), 2);
+    code
 }
 
 /// A different postal code from `current`, for a patient who moved.

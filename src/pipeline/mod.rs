@@ -252,6 +252,7 @@ impl Engine {
         let manifest = self.commit_day(
             store, &mut state, mode, date, overrides, &rates, format, on_file,
         )?;
+        free_later(state);
         Ok(Outcome {
             created: true,
             dir,
@@ -441,6 +442,16 @@ fn recorded_rates(config: &Config, recorded: Option<&str>, mode: Mode) -> Result
         });
     }
     Ok(rates)
+}
+
+/// Frees `state` on a thread of its own: a master of tens of thousands of
+/// patients, each with strings of its own, takes milliseconds to free that
+/// the caller need not wait for (the CLI exits without waiting at all).
+fn free_later(state: State) {
+    // If no thread can be started, the closure and the state are dropped here.
+    let _ = std::thread::Builder::new()
+        .name("free-state".into())
+        .spawn(move || drop(state));
 }
 
 /// A committed date asked for again with volumes: they must be its own.

@@ -459,27 +459,43 @@ pub fn read_census(path: &Path) -> Result<Vec<Carried>> {
 }
 
 pub fn write_census(path: &Path, carried: &[Carried]) -> Result<()> {
-    let mut text = CENSUS_HEADER.join(",");
-    text.push('\n');
+    use crate::output::plain;
+    let mut text = CENSUS_HEADER.join(",").into_bytes();
+    text.push(b'\n');
     let mut ts = crate::output::Timestamps::default();
+    // Written field by field, not through `format!`: a large day carries
+    // tens of thousands of stays, and this is on the commit's path.
     for c in carried {
         let e = &c.encounter;
-        let admit = String::from_utf8_lossy(ts.format(e.admit_secs())).into_owned();
-        let discharge = String::from_utf8_lossy(ts.format(e.discharge_secs())).into_owned();
+        plain::date(&mut text, e.plan_date.date());
+        text.push(b',');
+        plain::uint(&mut text, u64::from(e.ordinal));
+        text.push(b',');
+        plain::id(&mut text, "E", e.number, 10);
+        text.push(b',');
+        plain::id(&mut text, "P", e.patient as u64 + 1, 8);
+        text.extend_from_slice(if e.returning { b",true," } else { b",false," });
+        text.extend_from_slice(c.scenario.as_bytes());
+        text.push(b',');
+        plain::uint(&mut text, e.complaint as u64);
+        text.push(b',');
+        text.extend_from_slice(ts.format(e.admit_secs()));
+        text.push(b',');
+        text.extend_from_slice(ts.format(e.discharge_secs()));
+        text.push(b',');
+        text.extend_from_slice(e.disposition.as_str().as_bytes());
+        text.push(b',');
         // Severity in Rust's shortest round-trip form: read back exactly.
-        text.push_str(&format!(
-            "{},{},{},{},{},{},{},{admit},{discharge},{},{:?},{}\n",
-            e.plan_date,
-            e.ordinal,
-            model::encounter_id(e.number),
-            model::patient_id(e.patient as u64 + 1),
-            e.returning,
-            c.scenario,
-            e.complaint,
-            e.disposition.as_str(),
-            e.severity,
-            e.source.map(model::encounter_id).unwrap_or_default(),
-        ));
+        {
+            use std::io::Write;
+            // Writing into a Vec cannot fail.
+            let _ = write!(text, "{:?}", e.severity);
+        }
+        text.push(b',');
+        if let Some(source) = e.source {
+            plain::id(&mut text, "E", source, 10);
+        }
+        text.push(b'\n');
     }
-    write_atomic(path, text.as_bytes())
+    write_atomic(path, &text)
 }

@@ -30,7 +30,7 @@ pub(super) fn triage_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> String
     let mut out = String::with_capacity(700);
     GRAMMAR.say(rng, "triage.opening", &vars, &mut out);
     out.push(' ');
-    GRAMMAR.say(rng, &voice.bank("story"), &vars, &mut out);
+    GRAMMAR.say(rng, voice.bank("story"), &vars, &mut out);
     match chart.vitals.first() {
         Some(first) => {
             let score = news2_of(first);
@@ -104,10 +104,11 @@ pub(super) fn provider_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> Stri
     let last = voice.vitals_at(discharge);
     let time = voice.local_time();
     let mut ddx = String::new();
-    let scenario_ddx = format!("ed.ddx.{}", voice.scenario());
-    GRAMMAR.say_first(
+    GRAMMAR.say(
         rng,
-        &[scenario_ddx.as_str(), "ed.ddx.any"],
+        GRAMMAR
+            .find(&["ed.ddx.", voice.scenario()])
+            .unwrap_or("ed.ddx.any"),
         &[("cc", cc.as_str())],
         &mut ddx,
     );
@@ -124,13 +125,13 @@ pub(super) fn provider_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> Stri
     out.push_str("HPI: ");
     GRAMMAR.say(rng, "ed.opening", &vars, &mut out);
     out.push(' ');
-    GRAMMAR.say(rng, &voice.bank("story"), &vars, &mut out);
+    GRAMMAR.say(rng, voice.bank("story"), &vars, &mut out);
     out.push_str("\nExam: ");
     voice.brief_exam(rng, chart.vitals.first(), &mut out);
     out.push_str(". ");
-    GRAMMAR.say(rng, &voice.bank("exam"), &vars, &mut out);
+    GRAMMAR.say(rng, voice.bank("exam"), &vars, &mut out);
     out.push_str("\nED course: ");
-    GRAMMAR.say(rng, &voice.bank("course"), &vars, &mut out);
+    GRAMMAR.say(rng, voice.bank("course"), &vars, &mut out);
     out.push_str(&labs_sentence(rng, &voice.labs_known_at(discharge)));
     if let Some(last) = last {
         out.push_str(" Last vitals: ");

@@ -43,9 +43,9 @@ pub(super) fn admission_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> Str
     let chart = voice.chart;
     let at = voice.at;
     let (age, cc) = (voice.age(), voice.complaint());
-    let pmh = voice.history.phrase(rng);
-    let symptoms = sentence_list(&GRAMMAR.lines(rng, &voice.bank("symptom"), 2, 4, &[]));
-    let onset = GRAMMAR.text(rng, &voice.bank("onset"), &[]);
+    let pmh = voice.history().phrase(rng);
+    let symptoms = sentence_list(&GRAMMAR.lines(rng, voice.bank("symptom"), 2, 4, &[]));
+    let onset = GRAMMAR.text(rng, voice.bank("onset"), &[]);
     let monitoring = GRAMMAR.text(
         rng,
         match chart.scenario.vitals.interval_minutes {
@@ -72,7 +72,7 @@ pub(super) fn admission_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> Str
     out.push_str("\n\nHPI: ");
     GRAMMAR.say(rng, "adm.hpi", &vars, &mut out);
 
-    let history = &voice.history;
+    let history = voice.history();
     out.push_str("\n\nPast medical history: ");
     if history.problems.is_empty() {
         out.push_str("none.");
@@ -84,18 +84,15 @@ pub(super) fn admission_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> Str
     if history.surgeries.is_empty() {
         GRAMMAR.say(rng, "surgery.none", &[], &mut out);
     } else {
-        let surgeries: Vec<String> = history
-            .surgeries
-            .iter()
-            .map(|s| {
-                if rng.random_bool(0.5) {
-                    format!("s/p {s}")
-                } else {
-                    s.clone()
-                }
-            })
-            .collect();
-        out.push_str(&surgeries.join("; "));
+        for (i, surgery) in history.surgeries.iter().enumerate() {
+            if i > 0 {
+                out.push_str("; ");
+            }
+            if rng.random_bool(0.5) {
+                out.push_str("s/p ");
+            }
+            out.push_str(surgery);
+        }
     }
     out.push_str(".\nMedications: ");
     if history.medications.is_empty() {
@@ -109,7 +106,7 @@ pub(super) fn admission_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> Str
     out.push_str(&social(rng, chart.patient, chart.course.age));
 
     out.push_str("\n\nReview of systems: positive for ");
-    let positives = GRAMMAR.lines(rng, &voice.bank("positive"), 1, 5, &[]);
+    let positives = GRAMMAR.lines(rng, voice.bank("positive"), 1, 5, &[]);
     out.push_str(&sentence_list(&positives));
     out.push_str("; negative for ");
     let negatives = GRAMMAR.lines(rng, "ros.negative", 4, 8, &[]);
@@ -164,13 +161,15 @@ pub(super) fn admission_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> Str
         out.push_str(&sentence_list(&items));
         out.push('.');
     }
-    for line in plan_lines(rng, &voice.bank("plan"), 3, 6, &vars) {
+    for line in plan_lines(rng, voice.bank("plan"), 3, 6, &vars) {
         out.push_str("\n- ");
         out.push_str(&line);
     }
     for c in chart.course.conditions.iter() {
         out.push_str("\n- ");
-        GRAMMAR.say(rng, &format!("chronic.{}", c.as_str()), &vars, &mut out);
+        if let Some(bank) = GRAMMAR.find(&["chronic.", c.as_str()]) {
+            GRAMMAR.say(rng, bank, &vars, &mut out);
+        }
     }
     out.push_str("\n- Code status: ");
     // Most younger patients are full code; limits are an older patient's talk.
@@ -250,7 +249,7 @@ pub(super) fn progress_note(
     out.push_str("\nSubjective: ");
     GRAMMAR.say(rng, "progress.overnight", &vars, &mut out);
     out.push(' ');
-    GRAMMAR.say(rng, &voice.bank("progress"), &vars, &mut out);
+    GRAMMAR.say(rng, voice.bank("progress"), &vars, &mut out);
     out.push_str("\nObjective: ");
     GRAMMAR.say(rng, status, &vars, &mut out);
     out.push_str(" Vitals: ");
@@ -286,7 +285,7 @@ pub(super) fn progress_note(
     out.push_str(", hospital day ");
     out.push_str(&day_text);
     out.push('.');
-    for line in plan_lines(rng, &voice.bank("progress_plan"), 1, 3, &vars) {
+    for line in plan_lines(rng, voice.bank("progress_plan"), 1, 3, &vars) {
         out.push_str("\n- ");
         out.push_str(&line);
     }
@@ -297,7 +296,9 @@ pub(super) fn progress_note(
         .nth(rng.random_range(0..4usize))
     {
         out.push_str("\n- ");
-        GRAMMAR.say(rng, &format!("chronic.{}", c.as_str()), &vars, &mut out);
+        if let Some(bank) = GRAMMAR.find(&["chronic.", c.as_str()]) {
+            GRAMMAR.say(rng, bank, &vars, &mut out);
+        }
     }
     out.push_str("\n- ");
     GRAMMAR.say(rng, "progress.dispo", &vars, &mut out);
@@ -316,9 +317,13 @@ pub(super) fn nursing_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>, day: boo
     .to_string();
     let dept = chart.scenario.department.as_str();
     let time = voice.local_time();
-    let site_bank = format!("{}.pain_site", voice.scenario());
     let mut site = String::new();
-    GRAMMAR.say_first(rng, &[site_bank.as_str(), "pain.site"], &[], &mut site);
+    GRAMMAR.say(
+        rng,
+        voice.own("pain_site").unwrap_or("pain.site"),
+        &[],
+        &mut site,
+    );
     let vars = [
         ("time", time.as_str()),
         ("site", site.as_str()),
@@ -373,7 +378,7 @@ pub(super) fn nursing_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>, day: boo
         GRAMMAR.say(rng, bank, &vars, &mut out);
     }
     out.push('\n');
-    GRAMMAR.say(rng, &voice.bank("nursing"), &vars, &mut out);
+    GRAMMAR.say(rng, voice.bank("nursing"), &vars, &mut out);
     out.push_str("\nPsychosocial: ");
     GRAMMAR.say(rng, "nursing.psychosocial", &vars, &mut out);
     out.push_str("\nPlan: ");
@@ -424,7 +429,7 @@ pub(super) fn discharge_summary(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> 
         format!(" Most abnormal results: {}.", abnormal.join(", "))
     };
     let cc = voice.complaint();
-    let symptoms = sentence_list(&GRAMMAR.lines(rng, &voice.bank("symptom"), 2, 3, &[]));
+    let symptoms = sentence_list(&GRAMMAR.lines(rng, voice.bank("symptom"), 2, 3, &[]));
     let assessment = voice.assessment();
     let assessment_lower = lower_first(&assessment);
     let died = format!("{} in {}", voice.zoned_stamp(), chart.scenario.department);
@@ -443,7 +448,7 @@ pub(super) fn discharge_summary(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> 
         ("dept", dept),
         ("wean", wean.as_str()),
     ];
-    let history = &voice.history;
+    let history = voice.history();
     let mut out = String::with_capacity(3_072);
     let expired = chart.disposition == Disposition::Expired;
     out.push_str(if expired {
@@ -473,7 +478,7 @@ pub(super) fn discharge_summary(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> 
         out.push('.');
     }
     out.push_str("\n\nHospital course: ");
-    let course = GRAMMAR.lines(rng, &voice.bank("course"), 2, 3, &vars);
+    let course = GRAMMAR.lines(rng, voice.bank("course"), 2, 3, &vars);
     out.push_str(&course.join(" "));
     out.push(' ');
     if expired {
@@ -512,7 +517,7 @@ pub(super) fn discharge_summary(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> 
     out.push_str(&last);
     out.push_str(".\n\nDischarge medications: ");
     let mut meds: Vec<String> = history.medications.iter().map(|m| m.to_string()).collect();
-    let new = GRAMMAR.text(rng, &voice.bank("discharge_med"), &vars);
+    let new = GRAMMAR.text(rng, voice.bank("discharge_med"), &vars);
     if !new.is_empty() {
         meds.push(new);
     }

@@ -12,6 +12,8 @@ mod emergency;
 mod inpatient;
 mod outpatient;
 
+use std::cell::OnceCell;
+
 use chrono::{DateTime, Datelike, Timelike};
 use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
@@ -65,15 +67,8 @@ pub fn compose(mut rng: ChaCha8Rng, chart: &Chart<'_>, until: i64) -> Vec<NoteRo
     if schedule.first().is_none_or(|first| first.at >= until) {
         return notes;
     }
-    // What the chart knew of the patient when the encounter began.
-    let year = DateTime::from_timestamp(chart.course.admit(), 0).map_or(2026, |t| t.year());
-    let history = History::of(
-        chart.patient,
-        chart.sex,
-        chart.course.age,
-        chart.course.conditions,
-        year,
-    );
+    // Built when a note first reads it (emergency notes never do).
+    let history = OnceCell::new();
     for slot in schedule {
         if slot.at >= until {
             break;
@@ -204,10 +199,27 @@ struct Voice<'c, 'a> {
     at: i64,
     /// Who writes the note, who signs it.
     role: AuthorRole,
-    history: &'c History,
+    history: &'c OnceCell<History>,
 }
 
 impl<'c, 'a> Voice<'c, 'a> {
+    /// What the chart knew of the patient when the encounter began (it
+    /// draws nothing from the note's stream, so building it late or never
+    /// changes no words).
+    fn history(&self) -> &'c History {
+        let chart = self.chart;
+        self.history.get_or_init(|| {
+            let year = DateTime::from_timestamp(chart.course.admit(), 0).map_or(2026, |t| t.year());
+            History::of(
+                chart.patient,
+                chart.sex,
+                chart.course.age,
+                chart.course.conditions,
+                year,
+            )
+        })
+    }
+
     fn scenario(&self) -> &str {
         &self.chart.scenario.name
     }
@@ -216,17 +228,17 @@ impl<'c, 'a> Voice<'c, 'a> {
     /// scenario can word a part for patients without one of their chronic
     /// conditions (`<part>.without.<condition>`): heart failure that is new
     /// is not "acute on chronic".
-    fn bank(&self, part: &str) -> String {
-        let own = format!("{}.{part}", self.scenario());
-        if GRAMMAR.is_refined(&own) {
+    fn bank(&self, part: &str) -> &'static str {
+        let scenario = self.scenario();
+        if GRAMMAR.is_refined(&[scenario, ".", part]) {
             for missing in Condition::iter().filter(|c| !self.chart.course.conditions.has(*c)) {
-                let without = format!("{own}.without.{}", missing.as_str());
-                if GRAMMAR.has(&without) {
-                    return without;
+                let without = [scenario, ".", part, ".without.", missing.as_str()];
+                if let Some(bank) = GRAMMAR.find(&without) {
+                    return bank;
                 }
             }
         }
-        if GRAMMAR.has(&own) {
+        if let Some(own) = self.own(part) {
             return own;
         }
         let kind = match self.chart.scenario.encounter_type {
@@ -234,7 +246,12 @@ impl<'c, 'a> Voice<'c, 'a> {
             EncounterType::Emergency => "emergency",
             EncounterType::Inpatient => "inpatient",
         };
-        format!("{kind}.{part}")
+        GRAMMAR.find(&[kind, ".", part]).unwrap_or_default()
+    }
+
+    /// The scenario's own bank for `part` (`<scenario>.<part>`), if it has one.
+    fn own(&self, part: &str) -> Option<&'static str> {
+        GRAMMAR.find(&[self.scenario(), ".", part])
     }
 
     fn age(&self) -> String {
@@ -251,7 +268,7 @@ impl<'c, 'a> Voice<'c, 'a> {
         use rand::SeedableRng;
         let mut rng = ChaCha8Rng::seed_from_u64(self.chart.encounter ^ 0xA55E_55ED_D1A6_0000);
         let cc = self.complaint();
-        GRAMMAR.text(&mut rng, &self.bank("assessment"), &[("cc", cc.as_str())])
+        GRAMMAR.text(&mut rng, self.bank("assessment"), &[("cc", cc.as_str())])
     }
 
     /// The local wall-clock time of the note, "14:05".
@@ -350,11 +367,9 @@ impl<'c, 'a> Voice<'c, 'a> {
         vars: &super::grammar::Vars<'_>,
         out: &mut String,
     ) {
-        let own = format!("{}.{part}", self.scenario());
-        let bank = if GRAMMAR.has(&own) && rng.random_bool(0.7) {
-            own.as_str()
-        } else {
-            generic
+        let bank = match self.own(part) {
+            Some(own) if rng.random_bool(0.7) => own,
+            _ => generic,
         };
         GRAMMAR.say(rng, bank, vars, out);
     }
@@ -402,12 +417,13 @@ impl<'c, 'a> Voice<'c, 'a> {
     /// One examination line of a system: the scenario's own finding where it
     /// has one, else the bank the vitals call for.
     fn exam_line(&self, rng: &mut ChaCha8Rng, system: &str, default: &str) -> String {
-        let own = format!("{}.exam.{system}", self.scenario());
-        if !GRAMMAR.has(&own) {
+        let Some(own) = GRAMMAR.find(&[self.scenario(), ".exam.", system]) else {
             return GRAMMAR.text(rng, default, &[]);
+        };
+        let mut line = GRAMMAR.text(rng, own, &[]);
+        if let Some(tail) = GRAMMAR.find(&["exam.tail.", system]) {
+            GRAMMAR.say(rng, tail, &[], &mut line);
         }
-        let mut line = GRAMMAR.text(rng, &own, &[]);
-        GRAMMAR.say(rng, &format!("exam.tail.{system}"), &[], &mut line);
         line
     }
 }

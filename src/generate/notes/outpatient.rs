@@ -12,7 +12,7 @@ use crate::generate::history::sentence_list;
 pub(super) fn clinic_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> String {
     let chart = voice.chart;
     let (age, cc) = (voice.age(), voice.complaint());
-    let meds = voice.history.medication_list();
+    let meds = voice.history().medication_list();
     let dept = chart.scenario.department.as_str();
     let vars = [
         ("age", age.as_str()),
@@ -25,7 +25,7 @@ pub(super) fn clinic_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> String
     out.push_str("Subjective: ");
     GRAMMAR.say(rng, "clinic.opening", &vars, &mut out);
     out.push(' ');
-    GRAMMAR.say(rng, &voice.bank("subjective"), &vars, &mut out);
+    GRAMMAR.say(rng, voice.bank("subjective"), &vars, &mut out);
     out.push(' ');
     let meds_bank = if meds.is_empty() {
         "clinic.no_meds"
@@ -47,7 +47,7 @@ pub(super) fn clinic_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> String
     out.push_str("\nExam: ");
     voice.brief_exam(rng, first, &mut out);
     out.push_str(". ");
-    GRAMMAR.say(rng, &voice.bank("exam"), &vars, &mut out);
+    GRAMMAR.say(rng, voice.bank("exam"), &vars, &mut out);
 
     let discharge = chart.course.discharge();
     let known = voice.labs_known_at(discharge);
@@ -72,8 +72,8 @@ pub(super) fn clinic_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> String
     }
 
     out.push_str("\n\nAssessment and plan:\n1. ");
-    GRAMMAR.say(rng, &voice.bank("assessment"), &vars, &mut out);
-    for line in plan_lines(rng, &voice.bank("plan"), 2, 3, &vars) {
+    GRAMMAR.say(rng, voice.bank("assessment"), &vars, &mut out);
+    for line in plan_lines(rng, voice.bank("plan"), 2, 3, &vars) {
         out.push_str("\n- ");
         out.push_str(&line);
     }
@@ -84,25 +84,17 @@ pub(super) fn clinic_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> String
             continue;
         }
         out.push('\n');
-        out.push_str(&item.to_string());
+        crate::numfmt::uint(&mut out, item);
         out.push_str(". ");
-        GRAMMAR.say(
-            rng,
-            &format!("clinic.chronic.{}", c.as_str()),
-            &vars,
-            &mut out,
-        );
+        if let Some(bank) = GRAMMAR.find(&["clinic.chronic.", c.as_str()]) {
+            GRAMMAR.say(rng, bank, &vars, &mut out);
+        }
         item += 1;
     }
     let months = ["3", "6", "12", "4", "2"][rng.random_range(0..5usize)];
     out.push_str("\nFollow-up: ");
     // A prenatal clinic sees its patients every few weeks, not months.
-    let own = format!("{}.followup", voice.scenario());
-    let followup = if GRAMMAR.has(&own) {
-        own.as_str()
-    } else {
-        "clinic.followup"
-    };
+    let followup = voice.own("followup").unwrap_or("clinic.followup");
     GRAMMAR.say(rng, followup, &[("months", months)], &mut out);
     let who = rng.random_range(0..1_000);
     voice.sign(rng, who, &mut out);
