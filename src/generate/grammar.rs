@@ -40,11 +40,11 @@ enum Node {
     Bank {
         /// Index into [`Grammar::banks`], resolved once the whole source is
         /// read (`usize::MAX`: names no bank).
-        id: usize,
+        id: u32,
         name: &'static str,
         capital: bool,
         /// `*min-max`: a list of that many distinct alternatives.
-        list: Option<(usize, usize)>,
+        list: Option<(u16, u16)>,
     },
     Var {
         name: &'static str,
@@ -103,7 +103,10 @@ impl Grammar {
             for node in nodes {
                 match node {
                     Node::Bank { id, name, .. } => {
-                        *id = ids.get(name).copied().unwrap_or(usize::MAX)
+                        *id = ids
+                            .get(name)
+                            .and_then(|&i| u32::try_from(i).ok())
+                            .unwrap_or(u32::MAX)
                     }
                     Node::Choice(choices) => choices.iter_mut().for_each(|c| resolve(c, ids)),
                     _ => {}
@@ -259,7 +262,8 @@ impl Grammar {
                 Node::Bank {
                     id, capital, list, ..
                 } => {
-                    let Some(alternatives) = self.banks.get(*id).filter(|a| !a.is_empty()) else {
+                    let Some(alternatives) = self.banks.get(*id as usize).filter(|a| !a.is_empty())
+                    else {
                         continue;
                     };
                     let start = out.len();
@@ -269,8 +273,8 @@ impl Grammar {
                             self.expand(rng, &alternatives[pick], vars, out, depth + 1);
                         }
                         Some((least, most)) => {
-                            let most = (*most).min(alternatives.len());
-                            let count = rng.random_range((*least).min(most)..=most);
+                            let most = usize::from(*most).min(alternatives.len());
+                            let count = rng.random_range(usize::from(*least).min(most)..=most);
                             let picks = rand::seq::index::sample(rng, alternatives.len(), count);
                             for (i, pick) in picks.iter().enumerate() {
                                 if i > 0 {
@@ -436,7 +440,7 @@ fn slot(inner: &'static str) -> Node {
         None => (inner, None),
     };
     Node::Bank {
-        id: usize::MAX,
+        id: u32::MAX,
         name,
         capital,
         list,

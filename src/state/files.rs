@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::generate::encounters::Encounter;
 use crate::model::{self, BatchDate, Conditions, Sex};
 use crate::output::write_atomic;
-use crate::output::{CHUNK_BYTES, Encoder, TextFile};
+use crate::output::{Encoder, TextFile};
 use crate::rows::{MASTER_ONLY, MasterRow, Patient};
 
 /// The master's columns: the daily snapshot's, without `snapshot_date`,
@@ -281,15 +281,49 @@ pub fn write_master(path: &Path, patients: &[Patient]) -> Result<()> {
     let mut file = TextFile::create(dir, &name)?;
     let mut encoder = Encoder::with_columns(FileFormat::Csv, master_header());
     encoder.header();
-    for p in patients {
-        encoder.row(&MasterRow(p));
-        if encoder.len() >= CHUNK_BYTES {
-            file.write(&encoder.take())?;
-        }
-    }
     file.write(&encoder.take())?;
+    // The master is rewritten whole at every commit, with nothing else left
+    // to run: blocks of it are encoded on two threads (reading each
+    // patient's strings is most of the work) and written in order.
+    let blocks: Vec<&[Patient]> = patients.chunks(MASTER_BLOCK).collect();
+    let encode = |encoder: &mut Encoder, block: &[Patient]| {
+        for p in block {
+            encoder.row(&MasterRow(p));
+        }
+        encoder.take()
+    };
+    std::thread::scope(|scope| {
+        // On an early return the inlet is dropped, and the other thread's
+        // next send fails and ends it.
+        let (outlet, inlet) = std::sync::mpsc::sync_channel(2);
+        let odd = &blocks;
+        scope.spawn(move || {
+            let mut encoder = Encoder::with_columns(FileFormat::Csv, master_header());
+            for block in odd.iter().skip(1).step_by(2) {
+                if outlet.send(encode(&mut encoder, block)).is_err() {
+                    return;
+                }
+            }
+        });
+        for (i, block) in blocks.iter().enumerate() {
+            let chunk = if i % 2 == 0 {
+                encode(&mut encoder, block)
+            } else {
+                inlet.recv().map_err(|_| {
+                    Error::io("cannot write", path)(std::io::Error::other(
+                        "the thread encoding the master stopped",
+                    ))
+                })?
+            };
+            file.write(&chunk)?;
+        }
+        Ok::<(), Error>(())
+    })?;
     file.finish().map(|_| ())
 }
+
+/// Patients per block of the master encoded at a time (about 0.5 MB).
+const MASTER_BLOCK: usize = 4_096;
 
 pub fn read_ledger(path: &Path) -> Result<Vec<LedgerEntry>> {
     let mut entries: Vec<LedgerEntry> = Vec::new();
