@@ -39,7 +39,7 @@ enum Node {
     Choice(Vec<Vec<Node>>),
     Bank {
         /// Index into [`Grammar::banks`], resolved once the whole source is
-        /// read (`usize::MAX`: names no bank).
+        /// read (`u32::MAX`: names no bank).
         id: u32,
         name: &'static str,
         capital: bool,

@@ -197,8 +197,8 @@ impl History {
     /// `year` is the calendar year the note is written in.
     pub fn of(patient: u64, sex: Sex, age: u32, conditions: Conditions, year: i32) -> History {
         let plain = |purpose: u64, bank: &str| GRAMMAR.own_plain(key(patient, purpose), bank);
-        // "<problem>, <since> <year>", without `format!`: a chart's history
-        // is written for every encounter.
+        // "<problem><since><year>", without `format!`: a history is written
+        // for every clinic visit and every stay.
         let dated = |problem: &str, since: &str, year: i64| {
             let mut text = String::with_capacity(problem.len() + since.len() + 8);
             text.push_str(problem);
