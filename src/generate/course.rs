@@ -9,7 +9,7 @@ use super::encounters::Encounter;
 use crate::config::Scenario;
 use crate::facility::Facility;
 use crate::model::{Conditions, Disposition};
-use crate::rows::Patient;
+use chrono::NaiveDate;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Course {
@@ -32,11 +32,13 @@ pub struct Course {
 }
 
 impl Course {
+    /// The course of `encounter` for a patient born on `birth_date`.
     pub fn new(
         encounter: &Encounter,
         scenario: &Scenario,
         clock: Facility,
-        patient: &Patient,
+        birth_date: NaiveDate,
+        conditions: Conditions,
     ) -> Course {
         Course {
             admit: encounter.admit.and_utc().timestamp(),
@@ -49,8 +51,8 @@ impl Course {
             ),
             severity: encounter.severity,
             clock,
-            age: patient.age_on(encounter.admit.date()),
-            conditions: patient.conditions,
+            age: encounter.admit.date().years_since(birth_date).unwrap_or(0),
+            conditions,
         }
     }
 

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use rand::{Rng, RngExt};
 
-use super::{Overrides, clinical};
+use super::Overrides;
+use super::clinical::{self, Facts};
 use crate::config::{Config, Volume};
 use crate::dataset::{Dataset, OutputFormat};
 use crate::defects::{DayDefects, Ledger, Rates};
@@ -165,9 +166,178 @@ pub fn build(
     );
     state.patients.extend(registered);
 
-    // 2. Encounters, for patients registered before today, alive, and not
-    // in the middle of another encounter (returning; a date never sees
-    // patients of a later one), or today.
+    // The pass starts on the census's stays while the day is planned: it
+    // reads only what registration fixed of each patient, and the plan
+    // changes none of that.
+    let facts: Vec<Facts> = state.patients.iter().map(Facts::of).collect();
+    let mut inputs = clinical::Inputs::new(
+        config,
+        mode,
+        day,
+        &facts,
+        carried
+            .iter()
+            .map(|e| e.plan_date)
+            .chain(std::iter::once(date)),
+    );
+    inputs.defects = &defects;
+    inputs.format = format;
+    // Rows due today from earlier batches go after the day's own.
+    let tails = clinical::DATASETS.map(|dataset| {
+        let mut chunk = Chunk::default();
+        let rows: Vec<_> = due
+            .iter()
+            .filter(|p| p.dataset == dataset)
+            .cloned()
+            .collect();
+        if let Some(file) = defects.file(dataset) {
+            file.deliver(&mut chunk, &rows);
+        }
+        chunk
+    });
+    let planned = std::sync::OnceLock::new();
+    let shared = clinical::Shared::new(threads);
+    // Each file is announced as soon as it is written, in contract order.
+    // The disk is handed each file's bytes while it is written (see
+    // `output::HashingFile`); the syncs start once all are written (syncing
+    // one file while writing the next slows the writes down on ext4), and
+    // the commit waits for them.
+    let mut files: Vec<Unsynced> = Vec::with_capacity(Dataset::ALL.len() + 1);
+    // Each file's defects, in file order: their labels and the rows held.
+    let truth = std::sync::Mutex::new(Truth::default());
+    let mut announce = |mut file: Unsynced| {
+        on_file(&staging.join(&file.written().name));
+        log_written(file.written());
+        let mut t = file.take_truth();
+        if let Ok(mut all) = truth.lock() {
+            all.labels.append(&mut t.labels);
+            all.held.append(&mut t.held);
+        }
+        files.push(file);
+    };
+    // Vitals, labs and notes are written in one pass, encounter by encounter;
+    // chunks of encounters are rendered on `threads` workers and written in
+    // number order: the census's first, the day's own once planned. The
+    // patients and encounters files are written alongside.
+    let (clinical, last_events, ids) = std::thread::scope(|scope| {
+        let mut pass = clinical::Pass::start(scope, &shared, staging, &inputs, threads, tails)?;
+        pass.submit(&carried);
+
+        let (plan, ids) = plan_day(config, &seed, date, volumes, state, first_new, &carried)?;
+        let plan: &Vec<Encounter> = planned.get_or_init(|| plan);
+        pass.submit(plan);
+
+        // 3. Everything under way today, by encounter number: the census first.
+        let active = || carried.iter().chain(plan);
+        for e in active() {
+            if e.disposition == Disposition::Expired && day.contains(e.discharge_secs()) {
+                state.patients[e.patient].deceased_date = Some(date.date());
+            }
+        }
+        let snapshot: BTreeSet<usize> = (first_new..state.patients.len())
+            .chain(active().filter(|e| inputs.touches(e)).map(|e| e.patient))
+            .collect();
+        let snapshot_date = date.date();
+        let master = &state.patients;
+        let (clinical, last_events) = pass.finish(&mut || {
+            for file in write_rows(
+                staging,
+                snapshot.iter().map(|&i| PatientRow {
+                    patient: &master[i],
+                    snapshot_date,
+                }),
+                defects.file(Dataset::Patients),
+                format,
+            )? {
+                announce(file);
+            }
+            for file in write_rows(
+                staging,
+                active().filter_map(|e| encounter_row(config, master, e, day, first_batch)),
+                defects.file(Dataset::Encounters),
+                format,
+            )? {
+                announce(file);
+            }
+            Ok(())
+        })?;
+        Ok::<_, Error>((clinical, last_events, ids))
+    })?;
+    for file in clinical {
+        announce(file);
+    }
+    // The ground truth, and the rows held for later.
+    if !rates.is_clean() {
+        let Truth { labels, held } = truth
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for file in write_rows(staging, labels, None, OutputFormat::Csv)? {
+            announce(file);
+        }
+        pending.extend(held);
+        ledger.pending = pending;
+        state.defects = Some(ledger);
+    }
+    let mut syncs = Syncs::default();
+    let written: Vec<Written> = files.into_iter().map(|f| syncs.start(f)).collect();
+
+    // 4. The census: whatever still has something to happen after today.
+    state.census = carried
+        .into_iter()
+        .chain(planned.into_inner().unwrap_or_default())
+        .zip(last_events)
+        .filter(|(_, last)| *last >= day.end)
+        .map(|(encounter, _)| Carried {
+            scenario: config.scenarios[encounter.scenario].name.clone(),
+            encounter,
+        })
+        .collect();
+
+    let manifest = Manifest {
+        date,
+        mode,
+        generator: Generator {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        seed: config.seed,
+        config_sha256: config.fingerprint(),
+        volumes,
+        ids,
+        files: written
+            .into_iter()
+            .filter_map(|file| {
+                let dataset = Dataset::of_file(&file.name)?;
+                let mut entry = FileEntry::new(file, dataset);
+                if let Some(drifted) = defects.file(dataset).filter(|f| f.drift.is_some()) {
+                    entry.schema_version = drifted.schema_version(&entry.schema_version);
+                    entry.columns = Some(drifted.columns());
+                }
+                Some(entry)
+            })
+            .collect(),
+        defects: (!rates.is_clean()).then(|| rates.record()),
+    };
+    write_atomic(&staging.join(MANIFEST_FILE), &manifest.to_bytes())?;
+    on_file(&staging.join(MANIFEST_FILE));
+    Ok((manifest, syncs))
+}
+
+/// 2. Encounters: the day's plan, for patients registered before today,
+/// alive, and not in the middle of another encounter (returning; a date
+/// never sees patients of a later one), or today; and what it leaves on the
+/// master (moves, visits remembered, returns taken, the counter).
+fn plan_day(
+    config: &Config,
+    seed: &DaySeed,
+    date: BatchDate,
+    volumes: DayVolumes,
+    state: &mut State,
+    first_new: usize,
+    carried: &[Encounter],
+) -> Result<(Vec<Encounter>, IdRanges)> {
+    let day = Day::of(date);
     let occupied: HashSet<usize> = carried.iter().map(|e| e.patient).collect();
     let returning: Vec<usize> = state.patients[..first_new]
         .iter()
@@ -220,145 +390,7 @@ pub fn build(
     if let Some(last) = plan.last() {
         state.encounter_counter = last.number;
     }
-
-    // 3. Everything under way today, by encounter number: the census first.
-    let mut active = carried;
-    active.extend(plan);
-    for e in &active {
-        if e.disposition == Disposition::Expired && day.contains(e.discharge_secs()) {
-            state.patients[e.patient].deceased_date = Some(date.date());
-        }
-    }
-    let mut inputs = clinical::Inputs::new(config, mode, day, &state.patients, &active);
-    inputs.defects = &defects;
-    inputs.format = format;
-    // Rows due today from earlier batches go after the day's own.
-    let tails = clinical::DATASETS.map(|dataset| {
-        let mut chunk = Chunk::default();
-        let rows: Vec<_> = due
-            .iter()
-            .filter(|p| p.dataset == dataset)
-            .cloned()
-            .collect();
-        if let Some(file) = defects.file(dataset) {
-            file.deliver(&mut chunk, &rows);
-        }
-        chunk
-    });
-    let snapshot: BTreeSet<usize> = (first_new..state.patients.len())
-        .chain(
-            active
-                .iter()
-                .filter(|e| inputs.touches(e))
-                .map(|e| e.patient),
-        )
-        .collect();
-
-    // Each file is announced as soon as it is written, in contract order.
-    // The disk is handed each file's bytes while it is written (see
-    // `output::HashingFile`); the syncs start once all are written (syncing
-    // one file while writing the next slows the writes down on ext4), and
-    // the commit waits for them.
-    let mut files: Vec<Unsynced> = Vec::with_capacity(Dataset::ALL.len() + 1);
-    // Each file's defects, in file order: their labels and the rows held.
-    let truth = std::sync::Mutex::new(Truth::default());
-    let mut announce = |mut file: Unsynced| {
-        on_file(&staging.join(&file.written().name));
-        log_written(file.written());
-        let mut t = file.take_truth();
-        if let Ok(mut all) = truth.lock() {
-            all.labels.append(&mut t.labels);
-            all.held.append(&mut t.held);
-        }
-        files.push(file);
-    };
-    let snapshot_date = date.date();
-    let master = &state.patients;
-    // Vitals, labs and notes are written in one pass, encounter by encounter;
-    // chunks of encounters are rendered on `threads` workers and written in
-    // number order. The patients and encounters files are written alongside.
-    let (clinical, last_events) = clinical::write(staging, &inputs, threads, tails, &mut || {
-        for file in write_rows(
-            staging,
-            snapshot.iter().map(|&i| PatientRow {
-                patient: &master[i],
-                snapshot_date,
-            }),
-            defects.file(Dataset::Patients),
-            format,
-        )? {
-            announce(file);
-        }
-        for file in write_rows(
-            staging,
-            active
-                .iter()
-                .filter_map(|e| encounter_row(config, master, e, day, first_batch)),
-            defects.file(Dataset::Encounters),
-            format,
-        )? {
-            announce(file);
-        }
-        Ok(())
-    })?;
-    for file in clinical {
-        announce(file);
-    }
-    // The ground truth, and the rows held for later.
-    if !rates.is_clean() {
-        let Truth { labels, held } = truth
-            .lock()
-            .map(|mut t| std::mem::take(&mut *t))
-            .unwrap_or_default();
-        for file in write_rows(staging, labels, None, OutputFormat::Csv)? {
-            announce(file);
-        }
-        pending.extend(held);
-        ledger.pending = pending;
-        state.defects = Some(ledger);
-    }
-    let mut syncs = Syncs::default();
-    let written: Vec<Written> = files.into_iter().map(|f| syncs.start(f)).collect();
-
-    // 4. The census: whatever still has something to happen after today.
-    state.census = active
-        .into_iter()
-        .zip(last_events)
-        .filter(|(_, last)| *last >= day.end)
-        .map(|(encounter, _)| Carried {
-            scenario: config.scenarios[encounter.scenario].name.clone(),
-            encounter,
-        })
-        .collect();
-
-    let manifest = Manifest {
-        date,
-        mode,
-        generator: Generator {
-            name: env!("CARGO_PKG_NAME").into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        seed: config.seed,
-        config_sha256: config.fingerprint(),
-        volumes,
-        ids,
-        files: written
-            .into_iter()
-            .filter_map(|file| {
-                let dataset = Dataset::of_file(&file.name)?;
-                let mut entry = FileEntry::new(file, dataset);
-                if let Some(drifted) = defects.file(dataset).filter(|f| f.drift.is_some()) {
-                    entry.schema_version = drifted.schema_version(&entry.schema_version);
-                    entry.columns = Some(drifted.columns());
-                }
-                Some(entry)
-            })
-            .collect(),
-        defects: (!rates.is_clean()).then(|| rates.record()),
-    };
-    write_atomic(&staging.join(MANIFEST_FILE), &manifest.to_bytes())?;
-    on_file(&staging.join(MANIFEST_FILE));
-    Ok((manifest, syncs))
+    Ok((plan, ids))
 }
 
 /// The census as encounters of this config, by scenario name.

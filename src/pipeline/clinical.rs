@@ -5,21 +5,25 @@
 //! streams of its planning day, its course), so a stay that spans days is
 //! generated from its start each day, up to that day's end, and only the
 //! rows dated that day are written: vitals measured, labs resulted, notes
-//! authored. The encounters are cut
-//! into chunks that are rendered, generated, filtered and encoded, on worker
-//! threads, while the calling thread writes finished chunks in encounter
-//! order, hashing as it goes. The bytes are therefore the same for any
-//! number of threads, and memory is bounded by the chunks in flight: at most
-//! [`AHEAD`] chunks per worker beyond the last one written.
+//! authored. The encounters are cut into chunks that are rendered
+//! (generated, filtered and encoded) on worker threads, and written in
+//! encounter order, each file on a thread of its own that hashes as it
+//! goes. The bytes are therefore the same for any number of threads, and
+//! memory is bounded by the chunks in flight: at most [`AHEAD`] chunks per
+//! thread beyond the last one written.
+//!
+//! A [`Pass`] starts before the day is planned: the stays carried from
+//! earlier days are known then, and they render while the calling thread
+//! plans the day's own encounters, which it submits after them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, mpsc};
 
 use super::batch::Day;
 use crate::config::Config;
+use crate::config::Scenario;
 use crate::crashpoint;
 use crate::dataset::{Dataset, OutputFormat};
 use crate::defects::DayDefects;
@@ -30,6 +34,7 @@ use crate::generate::notes::{self, Chart};
 use crate::generate::vitals::Series;
 use crate::generate::{DaySeed, Stream, labs};
 use crate::model::{BatchDate, Mode};
+use crate::model::{Conditions, Sex};
 use crate::output::{Chunk, DatasetFiles, Encoder, Unsynced};
 use crate::rows::{LabRow, NoteRow, Patient, VitalRow};
 
@@ -40,22 +45,42 @@ pub const DATASETS: [Dataset; 3] = [Dataset::Vitals, Dataset::Labs, Dataset::Not
 /// that chunks in flight stay a few MB.
 const ENCOUNTERS_PER_CHUNK: usize = 256;
 
-/// How many chunks a worker may render beyond the last one written: enough
+/// How many chunks a thread may render beyond the last one written: enough
 /// to keep the workers busy while the calling thread writes the day's
-/// patients and encounters first.
+/// patients and encounters.
 const AHEAD: usize = 8;
 
 /// No defects: what a pass writes unless told otherwise.
 static CLEAN: DayDefects = DayDefects::NONE;
+
+/// What the pass reads of a patient: what registration fixed (the master's
+/// other fields change while a day is planned, and the pass starts first).
+#[derive(Clone, Copy, Debug)]
+pub struct Facts {
+    pub number: u64,
+    pub birth_date: chrono::NaiveDate,
+    pub sex: Sex,
+    pub conditions: Conditions,
+}
+
+impl Facts {
+    pub fn of(p: &Patient) -> Facts {
+        Facts {
+            number: p.number,
+            birth_date: p.birth_date,
+            sex: p.sex,
+            conditions: p.conditions,
+        }
+    }
+}
 
 /// What the pass reads.
 pub struct Inputs<'a> {
     config: &'a Config,
     mode: Mode,
     day: Day,
-    patients: &'a [Patient],
-    /// The encounters under way, by number.
-    active: &'a [Encounter],
+    /// Every patient of the master, by index.
+    patients: &'a [Facts],
     /// The random streams of each planning day the encounters come from
     /// (derived once per day, not per encounter: a sha256 each).
     seeds: HashMap<BatchDate, DaySeed>,
@@ -66,25 +91,25 @@ pub struct Inputs<'a> {
 }
 
 impl<'a> Inputs<'a> {
+    /// `plan_dates`: the days the encounters to come were planned on.
     pub fn new(
         config: &'a Config,
         mode: Mode,
         day: Day,
-        patients: &'a [Patient],
-        active: &'a [Encounter],
+        patients: &'a [Facts],
+        plan_dates: impl IntoIterator<Item = BatchDate>,
     ) -> Inputs<'a> {
         let mut seeds = HashMap::new();
-        for e in active {
+        for date in plan_dates {
             seeds
-                .entry(e.plan_date)
-                .or_insert_with(|| DaySeed::new(config.seed, mode, e.plan_date));
+                .entry(date)
+                .or_insert_with(|| DaySeed::new(config.seed, mode, date));
         }
         Inputs {
             config,
             mode,
             day,
             patients,
-            active,
             seeds,
             defects: &CLEAN,
             format: OutputFormat::Csv,
@@ -111,7 +136,7 @@ impl<'a> Inputs<'a> {
         labs::results(
             self.seed(e).rng(Stream::Labs(e.ordinal)),
             scenario,
-            &Course::new(e, scenario, self.config.facility, patient),
+            &course(e, scenario, self.config, patient),
             patient.sex,
             (e.number, patient.number),
             self.day.end,
@@ -121,57 +146,234 @@ impl<'a> Inputs<'a> {
     }
 }
 
+fn course(e: &Encounter, scenario: &Scenario, config: &Config, patient: &Facts) -> Course {
+    Course::new(
+        e,
+        scenario,
+        config.facility,
+        patient.birth_date,
+        patient.conditions,
+    )
+}
+
 /// One chunk of encounters, rendered: a chunk of each file, and each
 /// encounter's last event as far as it was generated (its discharge or a
 /// later result): after the day's end, a later day's batch has more of it.
 type Rendered = ([Chunk; 3], Vec<i64>);
 
-/// Writes the three files into `dir` using `threads` threads (1: all on the
-/// calling thread), each ending with its chunk of `tails` (rows due from
-/// earlier batches), and returns them in contract order, not yet synced.
-/// `first` writes the batch's earlier files: with one thread before the
-/// pass, otherwise on a thread of its own alongside it.
-/// Also returns each active encounter's last event, in their order.
-pub fn write(
-    dir: &Path,
-    inputs: &Inputs<'_>,
+/// The pass, under way: encounters are handed to it in order, in as many
+/// submissions as the caller likes (the census's stays while the day is
+/// still being planned, then the day's own), rendered on worker threads
+/// and written on a thread per file, in submission order; [`Pass::finish`]
+/// writes each file's tail and closes them. With one thread, nothing runs
+/// until `finish`, which does all of it on the calling thread.
+///
+/// Dropping a pass without finishing it stops its threads (the scope they
+/// run in then joins them): an error while the day is planned leaves no
+/// thread waiting for work.
+pub struct Pass<'scope, 'data> {
+    inputs: &'scope Inputs<'data>,
+    shared: &'scope Shared<'data>,
     threads: usize,
-    tails: [Chunk; 3],
-    first: &mut (dyn FnMut() -> Result<()> + Send),
-) -> Result<(Vec<Unsynced>, Vec<i64>)> {
-    let mut files = Vec::with_capacity(DATASETS.len());
-    for dataset in DATASETS {
-        files.push(DatasetFiles::create(
-            dir,
-            dataset,
-            inputs.defects.file(dataset).as_deref(),
-            inputs.format,
-        )?);
+    /// Everything submitted, for the one-thread pass.
+    submitted: Vec<&'data [Encounter]>,
+    /// Chunks handed out so far.
+    chunks: usize,
+    /// Writes the files in order; `None` with one thread.
+    writing: Option<std::thread::ScopedJoinHandle<'scope, Written>>,
+    /// Where this thread sends the chunks it renders once it has submitted
+    /// everything.
+    results: Option<mpsc::Sender<(usize, Rendered)>>,
+    files: Option<(Vec<DatasetFiles>, [Chunk; 3])>,
+    crash_path: PathBuf,
+}
+
+/// What the writing side of a pass returns: each file closed, and each
+/// encounter's last event in submission order (`None`: a writer stopped).
+type Written = Result<(Vec<Unsynced>, Option<Vec<i64>>)>;
+
+/// What a pass's threads share: made by the caller before the scope they
+/// run in, so it outlives them.
+pub struct Shared<'data> {
+    buffers: Buffers,
+    work: Work<'data>,
+    window: Window,
+}
+
+impl Shared<'_> {
+    pub fn new(threads: usize) -> Self {
+        Shared {
+            buffers: Buffers::default(),
+            work: Work::default(),
+            window: Window::new(threads.max(1) * AHEAD),
+        }
     }
-    let chunks: Vec<&[Encounter]> = inputs.active.chunks(ENCOUNTERS_PER_CHUNK).collect();
-    let buffers = Buffers::default();
-    // Where the crash tests stop or fail a batch: halfway through the pass.
-    let crash_path = files[0].path();
-    let checkpoint = |index: usize| -> Result<()> {
-        if index == chunks.len() / 2 && crashpoint::armed() {
+}
+
+/// Chunks of encounters waiting for a worker, in order, and whether more
+/// will come.
+#[derive(Default)]
+struct Work<'data> {
+    queue: Mutex<Queue<'data>>,
+    ready: Condvar,
+}
+
+/// The chunks (numbered in submission order) and whether the queue is closed.
+type Queue<'data> = (
+    std::collections::VecDeque<(usize, &'data [Encounter])>,
+    bool,
+);
+
+impl<'data> Work<'data> {
+    fn push(&self, index: usize, chunk: &'data [Encounter]) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.0.push_back((index, chunk));
+        }
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.1 = true;
+        }
+        self.ready.notify_all();
+    }
+
+    /// The next chunk to render; `None` once closed and empty.
+    fn next(&self) -> Option<(usize, &'data [Encounter])> {
+        let mut queue = self.queue.lock().ok()?;
+        loop {
+            if let Some(job) = queue.0.pop_front() {
+                return Some(job);
+            }
+            if queue.1 {
+                return None;
+            }
+            queue = self.ready.wait(queue).ok()?;
+        }
+    }
+}
+
+impl<'scope, 'data: 'scope> Pass<'scope, 'data> {
+    /// Creates the three files in `dir` and, with more than one thread,
+    /// starts the workers and writers in `scope`; each file ends with its
+    /// chunk of `tails` (rows due from earlier batches).
+    pub fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        shared: &'scope Shared<'data>,
+        dir: &Path,
+        inputs: &'scope Inputs<'data>,
+        threads: usize,
+        tails: [Chunk; 3],
+    ) -> Result<Pass<'scope, 'data>> {
+        let mut files = Vec::with_capacity(DATASETS.len());
+        for dataset in DATASETS {
+            files.push(DatasetFiles::create(
+                dir,
+                dataset,
+                inputs.defects.file(dataset).as_deref(),
+                inputs.format,
+            )?);
+        }
+        let crash_path = files[0].path();
+        let mut pass = Pass {
+            inputs,
+            shared,
+            threads,
+            submitted: Vec::new(),
+            chunks: 0,
+            writing: None,
+            results: None,
+            files: Some((files, tails)),
+            crash_path,
+        };
+        if threads > 1
+            && let Some((files, tails)) = pass.files.take()
+        {
+            let (writing, results) = spawn(scope, shared, inputs, threads - 1, files, tails);
+            pass.writing = Some(writing);
+            pass.results = Some(results);
+        }
+        Ok(pass)
+    }
+
+    /// Hands `encounters` to the pass, after everything submitted before.
+    pub fn submit(&mut self, encounters: &'data [Encounter]) {
+        if self.threads <= 1 {
+            self.submitted.push(encounters);
+            return;
+        }
+        for chunk in encounters.chunks(ENCOUNTERS_PER_CHUNK) {
+            self.shared.work.push(self.chunks, chunk);
+            self.chunks += 1;
+        }
+    }
+
+    /// Runs `first` (the batch's earlier files) on this thread while the
+    /// pass goes on, then renders beside the workers (while the caller was
+    /// planning, one fewer thread rendered than asked for, so as not to
+    /// slow the planning down), and waits for the pass: returns the three
+    /// files, not yet synced, and each submitted encounter's last event, in
+    /// order.
+    pub fn finish(
+        mut self,
+        first: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<(Vec<Unsynced>, Vec<i64>)> {
+        let Some(writing) = self.writing.take() else {
+            return self.finish_here(first);
+        };
+        self.shared.work.close();
+        let first = first().and_then(|()| self.checkpoint());
+        if first.is_err() {
+            self.shared.window.close();
+        }
+        if let Some(results) = self.results.take() {
+            render(self.inputs, self.shared, &results);
+        }
+        let written = writing.join().unwrap_or_else(|_| {
+            Err(Error::io("cannot write", &self.crash_path)(
+                io::Error::other("a thread of the pass panicked"),
+            ))
+        });
+        first?;
+        let (files, last_events) = written?;
+        let last_events = last_events.ok_or_else(|| {
+            Error::io("cannot write", &self.crash_path)(io::Error::other("a writer stopped early"))
+        })?;
+        Ok((files, last_events))
+    }
+
+    /// Where the crash tests stop or fail a batch: the earlier files are
+    /// written, and the pass's are still open.
+    fn checkpoint(&self) -> Result<()> {
+        if crashpoint::armed() {
             crashpoint::reached("vitals");
-            crashpoint::failure("vitals").map_err(Error::io("cannot write", &crash_path))?;
+            crashpoint::failure("vitals").map_err(Error::io("cannot write", &self.crash_path))?;
         }
         Ok(())
-    };
+    }
 
-    if threads <= 1 || chunks.len() <= 1 {
+    /// The one-thread pass: everything on the calling thread, in order.
+    fn finish_here(
+        mut self,
+        first: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<(Vec<Unsynced>, Vec<i64>)> {
         first()?;
-        let mut renderer = Renderer::new(inputs, &buffers);
-        let mut last_events = Vec::with_capacity(inputs.active.len());
-        for (index, encounters) in chunks.iter().enumerate() {
-            let (rendered, last) = renderer.render(encounters);
-            checkpoint(index)?;
-            for (file, chunk) in files.iter_mut().zip(&rendered) {
-                file.write(chunk)?;
+        self.checkpoint()?;
+        let Some((mut files, tails)) = self.files.take() else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let mut renderer = Renderer::new(self.inputs, &self.shared.buffers);
+        let mut last_events = Vec::new();
+        for encounters in std::mem::take(&mut self.submitted) {
+            for chunk in encounters.chunks(ENCOUNTERS_PER_CHUNK) {
+                let (rendered, last) = renderer.render(chunk);
+                for (file, chunk) in files.iter_mut().zip(&rendered) {
+                    file.write(chunk)?;
+                }
+                self.shared.buffers.give_back(rendered);
+                last_events.extend(last);
             }
-            buffers.give_back(rendered);
-            last_events.extend(last);
         }
         for (file, tail) in files.iter_mut().zip(&tails) {
             file.write(tail)?;
@@ -180,141 +382,117 @@ pub fn write(
         for file in files {
             closed.extend(file.close()?);
         }
-        return Ok((closed, last_events));
+        Ok((closed, last_events))
     }
-    in_parallel(
-        dir,
-        inputs,
-        &buffers,
-        &chunks,
-        files,
-        tails,
-        threads,
-        first,
-        &checkpoint,
-    )
 }
 
-/// Renders `chunks` on `threads` workers, and writes each file on a thread
-/// of its own (writing and hashing the three files overlap each other and
-/// the rendering), handing the chunks over in order.
-#[allow(clippy::too_many_arguments)]
-fn in_parallel(
-    dir: &Path,
-    inputs: &Inputs<'_>,
-    buffers: &Buffers,
-    chunks: &[&[Encounter]],
+impl Drop for Pass<'_, '_> {
+    fn drop(&mut self) {
+        self.shared.work.close();
+        if self.writing.is_some() {
+            // Not finished: an error on the caller's side. Stop everything.
+            self.shared.window.close();
+        }
+    }
+}
+
+/// Starts `threads` workers rendering the submitted chunks, a thread per
+/// file writing and hashing them (writing and hashing the three files
+/// overlap each other and the rendering), and a thread handing the chunks
+/// over in order; returns that last thread.
+#[allow(clippy::type_complexity)]
+fn spawn<'scope, 'env, 'data: 'scope>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    shared: &'scope Shared<'data>,
+    inputs: &'scope Inputs<'data>,
+    workers: usize,
     files: Vec<DatasetFiles>,
     tails: [Chunk; 3],
-    threads: usize,
-    first: &mut (dyn FnMut() -> Result<()> + Send),
-    checkpoint: &dyn Fn(usize) -> Result<()>,
-) -> Result<(Vec<Unsynced>, Vec<i64>)> {
-    let next = AtomicUsize::new(0);
-    let window = Window::new(threads * AHEAD);
+) -> (
+    std::thread::ScopedJoinHandle<'scope, Written>,
+    mpsc::Sender<(usize, Rendered)>,
+) {
     let (sender, received) = mpsc::channel::<(usize, Rendered)>();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let (next, window, sender) = (&next, &window, sender.clone());
-            scope.spawn(move || {
-                let mut renderer = Renderer::new(inputs, buffers);
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    if index >= chunks.len() || !window.wait_for(index) {
-                        return;
-                    }
-                    if sender
-                        .send((index, renderer.render(chunks[index])))
-                        .is_err()
-                    {
-                        return;
-                    }
+    let (buffers, window) = (&shared.buffers, &shared.window);
+    for _ in 0..workers {
+        let sender = sender.clone();
+        scope.spawn(move || render(inputs, shared, &sender));
+    }
+    let paths: Vec<PathBuf> = files.iter().map(DatasetFiles::path).collect();
+    let (outlets, writers): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .zip(tails)
+        .enumerate()
+        .map(|(index, (mut file, tail))| {
+            let (outlet, inlet) = mpsc::sync_channel::<Chunk>(AHEAD);
+            let writer = scope.spawn(move || -> Result<Vec<Unsynced>> {
+                for chunk in inlet {
+                    file.write(&chunk)?;
+                    buffers.give(index, chunk.bytes);
                 }
+                file.write(&tail)?;
+                file.close()
             });
-        }
-        drop(sender);
-        let first = scope.spawn(|| {
-            let written = first();
-            if written.is_err() {
-                window.close();
-            }
-            written
-        });
-        let paths: Vec<PathBuf> = files.iter().map(DatasetFiles::path).collect();
-        let (outlets, writers): (Vec<_>, Vec<_>) = files
-            .into_iter()
-            .zip(tails)
-            .enumerate()
-            .map(|(index, (mut file, tail))| {
-                let (outlet, inlet) = mpsc::sync_channel::<Chunk>(AHEAD);
-                let writer = scope.spawn(move || -> Result<Vec<Unsynced>> {
-                    for chunk in inlet {
-                        file.write(&chunk)?;
-                        buffers.give(index, chunk.bytes);
-                    }
-                    file.write(&tail)?;
-                    file.close()
-                });
-                (outlet, writer)
-            })
-            .unzip();
-
-        let handed = hand_over(&received, &outlets, &window, checkpoint);
-        if !matches!(handed, Ok(Some(_))) {
+            (outlet, writer)
+        })
+        .unzip();
+    let writing = scope.spawn(move || {
+        let last_events = hand_over(&received, &outlets, window);
+        if last_events.is_none() {
             window.close();
         }
         drop(outlets);
         let stopped =
             |path: &Path, why: &str| Error::io("cannot write", path)(io::Error::other(why));
-        let files: Vec<Result<Vec<Unsynced>>> = writers
-            .into_iter()
-            .zip(&paths)
-            .map(|(writer, path)| {
-                writer
-                    .join()
-                    .unwrap_or_else(|_| Err(stopped(path, "its writer thread panicked")))
-            })
-            .collect();
-        let first = first.join().unwrap_or_else(|_| {
-            Err(Error::io("cannot write", dir)(io::Error::other(
-                "the thread writing the first files panicked",
-            )))
-        });
-        // The calling thread's own error first, then the first files' (which
-        // stops the pass), then a writer's (which is why the calling thread
-        // could not hand a chunk over).
-        let last_events = handed?;
-        first?;
-        let files: Vec<Unsynced> = files
-            .into_iter()
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect();
-        let last_events =
-            last_events.ok_or_else(|| stopped(&paths[0], "a writer stopped early"))?;
-        Ok((files, last_events))
-    })
+        let mut closed = Vec::with_capacity(paths.len() * 2);
+        let mut failed = None;
+        for (writer, path) in writers.into_iter().zip(&paths) {
+            match writer.join() {
+                Ok(Ok(files)) => closed.extend(files),
+                Ok(Err(e)) => {
+                    failed.get_or_insert(e);
+                }
+                Err(_) => {
+                    failed.get_or_insert(stopped(path, "its writer thread panicked"));
+                }
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok((closed, last_events)),
+        }
+    });
+    (writing, sender)
 }
 
-/// Hands the rendered chunks to the files' writers in plan order as they
-/// arrive (in any order); `None` when a writer stopped.
+/// Renders submitted chunks until there are none left (or the pass stops),
+/// sending each to `results`.
+fn render(inputs: &Inputs<'_>, shared: &Shared<'_>, results: &mpsc::Sender<(usize, Rendered)>) {
+    let mut renderer = Renderer::new(inputs, &shared.buffers);
+    while let Some((index, chunk)) = shared.work.next() {
+        if !shared.window.wait_for(index) || results.send((index, renderer.render(chunk))).is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Hands the rendered chunks to the files' writers in submission order as
+/// they arrive (in any order); `None` when a writer stopped.
 fn hand_over(
     received: &mpsc::Receiver<(usize, Rendered)>,
     outlets: &[mpsc::SyncSender<Chunk>],
     window: &Window,
-    checkpoint: &dyn Fn(usize) -> Result<()>,
-) -> Result<Option<Vec<i64>>> {
+) -> Option<Vec<i64>> {
     let mut waiting = BTreeMap::new();
     let mut expected = 0;
     let mut last_events = Vec::new();
     for (index, rendered) in received {
         waiting.insert(index, rendered);
         while let Some((rendered, last)) = waiting.remove(&expected) {
-            checkpoint(expected)?;
             for (outlet, chunk) in outlets.iter().zip(rendered) {
                 if outlet.send(chunk).is_err() {
-                    return Ok(None);
+                    return None;
                 }
             }
             last_events.extend(last);
@@ -322,7 +500,7 @@ fn hand_over(
             window.advance(expected);
         }
     }
-    Ok(Some(last_events))
+    Some(last_events)
 }
 
 /// Lets workers run at most `ahead` chunks beyond the last one written, so
@@ -466,7 +644,7 @@ fn rows_until(
     let config = inputs.config;
     let patient = &inputs.patients[e.patient];
     let scenario = &config.scenarios[e.scenario];
-    let course = Course::new(e, scenario, config.facility, patient);
+    let course = course(e, scenario, config, patient);
     let ids = (e.number, patient.number);
     let seed = inputs.seed(e);
     vitals.clear();
@@ -527,7 +705,14 @@ mod tests {
         );
         let stays = encounters::warm_start(&config, config.seed, Mode::Raw, date, &patients, 1);
         assert!(stays.len() > 50, "{} stays", stays.len());
-        let inputs = Inputs::new(&config, Mode::Raw, Day::of(date), &patients, &stays);
+        let facts: Vec<Facts> = patients.iter().map(Facts::of).collect();
+        let inputs = Inputs::new(
+            &config,
+            Mode::Raw,
+            Day::of(date),
+            &facts,
+            stays.iter().map(|e| e.plan_date),
+        );
         let (mut whole_vitals, mut cut_vitals) = (Vec::new(), Vec::new());
         let mut cuts = 0;
         for e in &stays {
