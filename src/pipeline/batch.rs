@@ -324,10 +324,10 @@ pub fn build(
     Ok((manifest, syncs))
 }
 
-/// 2. Encounters: the day's plan, for patients registered before today,
-/// alive, and not in the middle of another encounter (returning; a date
-/// never sees patients of a later one), or today; and what it leaves on the
-/// master (moves, visits remembered, returns taken, the counter).
+/// Step 2, encounters: the day's plan, for patients registered before
+/// today, alive, and not in the middle of another encounter (returning; a
+/// date never sees patients of a later one), or today; and what it leaves
+/// on the master (moves, visits remembered, returns taken, the counter).
 fn plan_day(
     config: &Config,
     seed: &DaySeed,
