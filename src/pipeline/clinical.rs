@@ -175,10 +175,12 @@ pub struct Pass<'scope, 'data> {
     inputs: &'scope Inputs<'data>,
     shared: &'scope Shared<'data>,
     threads: usize,
-    /// Everything submitted, for the one-thread pass.
-    submitted: Vec<&'data [Encounter]>,
+    /// The chunks cut so far, for the one-thread pass.
+    cut: Vec<Piece<'data>>,
     /// Chunks handed out so far.
     chunks: usize,
+    /// Cuts everything submitted into chunks.
+    chunker: Chunker<'data, Encounter>,
     /// Writes the files in order; `None` with one thread.
     writing: Option<std::thread::ScopedJoinHandle<'scope, Written>>,
     /// Where this thread sends the chunks it renders once it has submitted
@@ -210,6 +212,49 @@ impl Shared<'_> {
     }
 }
 
+/// Cuts items submitted in any number of slices into chunks of `size`: the
+/// same chunks as if they had come in one slice (a Parquet file's pages
+/// follow the chunks, so its bytes would otherwise depend on how a day's
+/// encounters were submitted).
+struct Chunker<'d, T> {
+    size: usize,
+    /// The items since the last whole chunk, in pieces.
+    open: Vec<&'d [T]>,
+    open_len: usize,
+}
+
+impl<'d, T> Chunker<'d, T> {
+    fn new(size: usize) -> Self {
+        Chunker {
+            size: size.max(1),
+            open: Vec::new(),
+            open_len: 0,
+        }
+    }
+
+    /// The whole chunks `items` completes, in order.
+    fn push(&mut self, mut items: &'d [T]) -> Vec<Vec<&'d [T]>> {
+        let mut whole = Vec::new();
+        while !items.is_empty() {
+            let (piece, rest) = items.split_at((self.size - self.open_len).min(items.len()));
+            self.open.push(piece);
+            self.open_len += piece.len();
+            items = rest;
+            if self.open_len == self.size {
+                whole.push(std::mem::take(&mut self.open));
+                self.open_len = 0;
+            }
+        }
+        whole
+    }
+
+    /// The last chunk, if one is open.
+    fn rest(&mut self) -> Option<Vec<&'d [T]>> {
+        self.open_len = 0;
+        (!self.open.is_empty()).then(|| std::mem::take(&mut self.open))
+    }
+}
+
 /// Chunks of encounters waiting for a worker, in order, and whether more
 /// will come.
 #[derive(Default)]
@@ -219,13 +264,13 @@ struct Work<'data> {
 }
 
 /// The chunks (numbered in submission order) and whether the queue is closed.
-type Queue<'data> = (
-    std::collections::VecDeque<(usize, &'data [Encounter])>,
-    bool,
-);
+type Queue<'data> = (std::collections::VecDeque<(usize, Piece<'data>)>, bool);
+
+/// A chunk of encounters, in the pieces of the submissions it spans.
+type Piece<'data> = Vec<&'data [Encounter]>;
 
 impl<'data> Work<'data> {
-    fn push(&self, index: usize, chunk: &'data [Encounter]) {
+    fn push(&self, index: usize, chunk: Piece<'data>) {
         if let Ok(mut queue) = self.queue.lock() {
             queue.0.push_back((index, chunk));
         }
@@ -240,7 +285,7 @@ impl<'data> Work<'data> {
     }
 
     /// The next chunk to render; `None` once closed and empty.
-    fn next(&self) -> Option<(usize, &'data [Encounter])> {
+    fn next(&self) -> Option<(usize, Piece<'data>)> {
         let mut queue = self.queue.lock().ok()?;
         loop {
             if let Some(job) = queue.0.pop_front() {
@@ -280,8 +325,9 @@ impl<'scope, 'data: 'scope> Pass<'scope, 'data> {
             inputs,
             shared,
             threads,
-            submitted: Vec::new(),
+            cut: Vec::new(),
             chunks: 0,
+            chunker: Chunker::new(ENCOUNTERS_PER_CHUNK),
             writing: None,
             results: None,
             files: Some((files, tails)),
@@ -299,14 +345,19 @@ impl<'scope, 'data: 'scope> Pass<'scope, 'data> {
 
     /// Hands `encounters` to the pass, after everything submitted before.
     pub fn submit(&mut self, encounters: &'data [Encounter]) {
+        for chunk in self.chunker.push(encounters) {
+            self.hand(chunk);
+        }
+    }
+
+    /// Hands a chunk to the workers (or keeps it, with one thread).
+    fn hand(&mut self, chunk: Piece<'data>) {
         if self.threads <= 1 {
-            self.submitted.push(encounters);
-            return;
-        }
-        for chunk in encounters.chunks(ENCOUNTERS_PER_CHUNK) {
+            self.cut.push(chunk);
+        } else {
             self.shared.work.push(self.chunks, chunk);
-            self.chunks += 1;
         }
+        self.chunks += 1;
     }
 
     /// Runs `first` (the batch's earlier files) on this thread while the
@@ -319,6 +370,9 @@ impl<'scope, 'data: 'scope> Pass<'scope, 'data> {
         mut self,
         first: &mut dyn FnMut() -> Result<()>,
     ) -> Result<(Vec<Unsynced>, Vec<i64>)> {
+        if let Some(last) = self.chunker.rest() {
+            self.hand(last);
+        }
         let Some(writing) = self.writing.take() else {
             return self.finish_here(first);
         };
@@ -365,15 +419,13 @@ impl<'scope, 'data: 'scope> Pass<'scope, 'data> {
         };
         let mut renderer = Renderer::new(self.inputs, &self.shared.buffers);
         let mut last_events = Vec::new();
-        for encounters in std::mem::take(&mut self.submitted) {
-            for chunk in encounters.chunks(ENCOUNTERS_PER_CHUNK) {
-                let (rendered, last) = renderer.render(chunk);
-                for (file, chunk) in files.iter_mut().zip(&rendered) {
-                    file.write(chunk)?;
-                }
-                self.shared.buffers.give_back(rendered);
-                last_events.extend(last);
+        for chunk in std::mem::take(&mut self.cut) {
+            let (rendered, last) = renderer.render(&chunk);
+            for (file, chunk) in files.iter_mut().zip(&rendered) {
+                file.write(chunk)?;
             }
+            self.shared.buffers.give_back(rendered);
+            last_events.extend(last);
         }
         for (file, tail) in files.iter_mut().zip(&tails) {
             file.write(tail)?;
@@ -470,7 +522,7 @@ fn spawn<'scope, 'env, 'data: 'scope>(
 fn render(inputs: &Inputs<'_>, shared: &Shared<'_>, results: &mpsc::Sender<(usize, Rendered)>) {
     let mut renderer = Renderer::new(inputs, &shared.buffers);
     while let Some((index, chunk)) = shared.work.next() {
-        if !shared.window.wait_for(index) || results.send((index, renderer.render(chunk))).is_err()
+        if !shared.window.wait_for(index) || results.send((index, renderer.render(&chunk))).is_err()
         {
             return;
         }
@@ -599,12 +651,12 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    fn render(&mut self, encounters: &[Encounter]) -> Rendered {
+    fn render(&mut self, chunk: &[&[Encounter]]) -> Rendered {
         let inputs = self.inputs;
         let day = inputs.day;
         let [vitals_out, labs_out, notes_out] = &mut self.encoders;
-        let mut last_events = Vec::with_capacity(encounters.len());
-        for e in encounters {
+        let mut last_events = Vec::with_capacity(ENCOUNTERS_PER_CHUNK);
+        for e in chunk.iter().copied().flatten() {
             let (labs, notes) = rows_until(inputs, e, day.end, &mut self.vitals);
             for row in self.vitals.iter().filter(|v| day.contains(v.measured_at)) {
                 vitals_out.row(row);
@@ -692,6 +744,40 @@ mod tests {
     /// Cutting a stay at any day's end gives the whole stay's rows up to
     /// there, byte for byte: a batch that generates a stay only up to its
     /// day's end writes what the whole stay would.
+    /// However a day's encounters are submitted, they are cut into the
+    /// same chunks.
+    #[test]
+    fn chunks_do_not_depend_on_how_items_are_submitted() {
+        let items: Vec<u32> = (0..1_000).collect();
+        let chunks_of = |splits: &[usize]| -> Vec<Vec<u32>> {
+            let mut chunker = Chunker::new(256);
+            let mut chunks = Vec::new();
+            let mut from = 0;
+            for &to in splits.iter().chain([&items.len()]) {
+                chunks.extend(chunker.push(&items[from..to]));
+                from = to;
+            }
+            chunks.extend(chunker.rest());
+            chunks.into_iter().map(|pieces| pieces.concat()).collect()
+        };
+        let whole = chunks_of(&[]);
+        assert_eq!(
+            whole.iter().map(Vec::len).collect::<Vec<_>>(),
+            [256, 256, 256, 232]
+        );
+        for splits in [
+            &[0][..],
+            &[1],
+            &[255],
+            &[256],
+            &[300, 301, 302],
+            &[10, 900],
+            &[1_000],
+        ] {
+            assert_eq!(chunks_of(splits), whole, "split at {splits:?}");
+        }
+    }
+
     #[test]
     fn a_stay_cut_at_a_day_end_begins_as_the_whole_stay() {
         let config = Config::load(&ConfigSources::default()).expect("embedded config");
