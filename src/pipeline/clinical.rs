@@ -176,7 +176,7 @@ pub struct Pass<'scope, 'data> {
     shared: &'scope Shared<'data>,
     threads: usize,
     /// The chunks cut so far, for the one-thread pass.
-    cut: Vec<Piece<'data>>,
+    cut: Vec<Pieces<'data>>,
     /// Chunks handed out so far.
     chunks: usize,
     /// Cuts everything submitted into chunks.
@@ -264,13 +264,13 @@ struct Work<'data> {
 }
 
 /// The chunks (numbered in submission order) and whether the queue is closed.
-type Queue<'data> = (std::collections::VecDeque<(usize, Piece<'data>)>, bool);
+type Queue<'data> = (std::collections::VecDeque<(usize, Pieces<'data>)>, bool);
 
-/// A chunk of encounters, in the pieces of the submissions it spans.
-type Piece<'data> = Vec<&'data [Encounter]>;
+/// A chunk of encounters, as the pieces of the submissions it spans.
+type Pieces<'data> = Vec<&'data [Encounter]>;
 
 impl<'data> Work<'data> {
-    fn push(&self, index: usize, chunk: Piece<'data>) {
+    fn push(&self, index: usize, chunk: Pieces<'data>) {
         if let Ok(mut queue) = self.queue.lock() {
             queue.0.push_back((index, chunk));
         }
@@ -285,7 +285,7 @@ impl<'data> Work<'data> {
     }
 
     /// The next chunk to render; `None` once closed and empty.
-    fn next(&self) -> Option<(usize, Piece<'data>)> {
+    fn next(&self) -> Option<(usize, Pieces<'data>)> {
         let mut queue = self.queue.lock().ok()?;
         loop {
             if let Some(job) = queue.0.pop_front() {
@@ -351,7 +351,7 @@ impl<'scope, 'data: 'scope> Pass<'scope, 'data> {
     }
 
     /// Hands a chunk to the workers (or keeps it, with one thread).
-    fn hand(&mut self, chunk: Piece<'data>) {
+    fn hand(&mut self, chunk: Pieces<'data>) {
         if self.threads <= 1 {
             self.cut.push(chunk);
         } else {
