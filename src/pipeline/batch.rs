@@ -216,9 +216,10 @@ pub fn build(
         files.push(file);
     };
     // Vitals, labs and notes are written in one pass, encounter by encounter;
-    // chunks of encounters are rendered on `threads` workers and written in
-    // number order: the census's first, the day's own once planned. The
-    // patients and encounters files are written alongside.
+    // chunks of encounters are rendered on `threads` threads and written in
+    // number order: the census's first, the day's own once planned. This
+    // thread then writes the patients and encounters files while the pass
+    // goes on.
     let (clinical, last_events, ids) = std::thread::scope(|scope| {
         let mut pass = clinical::Pass::start(scope, &shared, staging, &inputs, threads, tails)?;
         pass.submit(&carried);
