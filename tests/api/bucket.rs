@@ -68,6 +68,34 @@ fn local_reference(dates: &[&str]) -> BTreeMap<String, Vec<u8>> {
 
 /// The bucket's batch objects under `prefix`, without the `_SUCCESS`
 /// markers, after checking each marker names its manifest.
+/// Commits `DATES[0]` into the bucket, then starts `DATES[1]` and kills the
+/// writer (SIGKILL) at crash point `point` of its upload.
+fn cut_at(work: &Path, settings: &[(String, String)], point: &str) {
+    use std::io::BufRead;
+    run_ok(
+        work,
+        settings,
+        &["generate", "--mode", "sample", "--date", DATES[0]],
+    );
+    let mut child = datagen(
+        work,
+        settings,
+        &["generate", "--mode", "sample", "--date", DATES[1]],
+    )
+    .env("DATAGEN_CRASHPOINT", point)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let reached = std::io::BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains(&format!("crashpoint {point}")));
+    assert!(reached, "never reached {point}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 async fn committed_objects(moto: &Moto, prefix: &str) -> BTreeMap<String, Vec<u8>> {
     let objects = moto.objects(&format!("{prefix}/data/sample")).await;
     let mut files = BTreeMap::new();
@@ -357,7 +385,6 @@ const UPLOAD_POINTS: [&str; 5] = [
 
 #[tokio::test]
 async fn a_writer_killed_mid_upload_leaves_no_success_and_the_next_post_completes_the_same_bytes() {
-    use std::io::BufRead;
     let Some(moto) = Moto::start().await else {
         return;
     };
@@ -366,28 +393,7 @@ async fn a_writer_killed_mid_upload_leaves_no_success_and_the_next_post_complete
         let prefix = format!("kill-{point}");
         let settings = moto.settings(&prefix);
         let work = tempfile::tempdir().unwrap();
-        run_ok(
-            work.path(),
-            &settings,
-            &["generate", "--mode", "sample", "--date", DATES[0]],
-        );
-        let mut child = datagen(
-            work.path(),
-            &settings,
-            &["generate", "--mode", "sample", "--date", DATES[1]],
-        )
-        .env("DATAGEN_CRASHPOINT", point)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let reached = lines
-            .map_while(Result::ok)
-            .any(|l| l.contains(&format!("crashpoint {point}")));
-        assert!(reached, "never reached {point}");
-        child.kill().unwrap(); // SIGKILL, mid-upload
-        child.wait().unwrap();
+        cut_at(work.path(), &settings, point);
 
         let state = head(&moto, &prefix).await;
         assert_eq!(state["pending"]["dates"][0], DATES[1], "{point}: {state}");
@@ -511,34 +517,12 @@ async fn with_the_store_stopped_a_post_fails_clearly_commits_nothing_and_recover
 
 #[tokio::test]
 async fn a_replica_with_another_config_refuses_to_finish_a_pending_commit() {
-    use std::io::BufRead;
     let Some(moto) = Moto::start().await else {
         return;
     };
     let settings = moto.settings("mixed");
     let work = tempfile::tempdir().unwrap();
-    run_ok(
-        work.path(),
-        &settings,
-        &["generate", "--mode", "sample", "--date", DATES[0]],
-    );
-    let mut child = datagen(
-        work.path(),
-        &settings,
-        &["generate", "--mode", "sample", "--date", DATES[1]],
-    )
-    .env("DATAGEN_CRASHPOINT", "uploading")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let reached = std::io::BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l.contains("crashpoint uploading"));
-    assert!(reached);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    cut_at(work.path(), &settings, "uploading");
     let before = moto.objects("mixed").await;
 
     // Another seed would make other bytes for the same dates: it must not
