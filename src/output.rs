@@ -119,9 +119,14 @@ impl Syncs {
             path,
             ..
         } = file;
+        self.sync(path, file);
+        written
+    }
+
+    /// Starts syncing `file`, written at `path`.
+    pub fn sync(&mut self, path: PathBuf, file: File) {
         self.0
             .push((path, std::thread::spawn(move || file.sync_all())));
-        written
     }
 
     /// Waits until every file is on disk.

@@ -4,6 +4,7 @@
 //! writers encode them; only the day's encounters are held in memory.
 
 use std::collections::{BTreeSet, HashSet};
+use std::io::Write;
 use std::path::Path;
 
 use rand::{Rng, RngExt};
@@ -19,7 +20,7 @@ use crate::generate::patients::{self, Patient};
 use crate::generate::{DaySeed, Stream, normal};
 use crate::manifest::{FileEntry, Generator, IdRanges, MANIFEST_FILE, Manifest};
 use crate::model::{self, BatchDate, Disposition, EncounterType, Mode};
-use crate::output::{Chunk, Syncs, Truth, Unsynced, Written, write_atomic, write_rows};
+use crate::output::{Chunk, Syncs, Truth, Unsynced, Written, write_rows};
 use crate::rows::{EncounterRow, PatientRow};
 use crate::state::{Carried, State};
 
@@ -125,28 +126,6 @@ pub fn build(
         .partition(|p| p.due <= date);
     let first_batch = state.ledger.is_empty();
     let mut carried = resolve_census(config, &state.census)?;
-    if first_batch && state.patients.is_empty() && carried.is_empty() {
-        // The hospital is already running on a mode's first day: it has its
-        // patients, and some of them are in its beds.
-        state.patients = patients::population(
-            &mut seed.rng(Stream::Population),
-            &config.population,
-            date,
-            config.volume(mode).population,
-        );
-        let stays = encounters::warm_start(
-            config,
-            config.seed,
-            mode,
-            date,
-            &state.patients,
-            state.encounter_counter + 1,
-        );
-        if let Some(last) = stays.iter().map(|e| e.number).max() {
-            state.encounter_counter = last;
-        }
-        carried = stays;
-    }
     let volumes = day_volumes(
         &mut seed.rng(Stream::Volumes),
         config.volume(mode),
@@ -154,16 +133,55 @@ pub fn build(
         date,
         overrides,
     );
+    // The hospital is already running on a mode's first day: it has its
+    // patients, and some of them are in its beds.
+    let opening = first_batch && state.patients.is_empty() && carried.is_empty();
+    let population = config.volume(mode).population;
 
-    // 1. Patients: today's registrations join the master.
-    let first_new = state.patients.len();
-    let registered = patients::register(
-        &mut seed.rng(Stream::NewPatients),
-        &config.population,
-        date,
-        first_new as u64 + 1,
-        volumes.new_patients,
-    );
+    // 1. Patients: today's registrations join the master. On a mode's first
+    // day they are drawn while the population is (each has its own stream).
+    let first_new = if opening {
+        population as usize
+    } else {
+        state.patients.len()
+    };
+    let register = || {
+        patients::register(
+            &mut seed.rng(Stream::NewPatients),
+            &config.population,
+            date,
+            first_new as u64 + 1,
+            volumes.new_patients,
+        )
+    };
+    let registered = if opening {
+        std::thread::scope(|scope| {
+            let registering = scope.spawn(register);
+            state.patients = patients::population(
+                &mut seed.rng(Stream::Population),
+                &config.population,
+                date,
+                population,
+            );
+            let stays = encounters::warm_start(
+                config,
+                config.seed,
+                mode,
+                date,
+                &state.patients,
+                state.encounter_counter + 1,
+            );
+            if let Some(last) = stays.iter().map(|e| e.number).max() {
+                state.encounter_counter = last;
+            }
+            carried = stays;
+            registering
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    } else {
+        register()
+    };
     state.patients.extend(registered);
 
     // The pass starts on the census's stays while the day is planned: it
@@ -227,6 +245,9 @@ pub fn build(
         let (plan, ids) = plan_day(config, &seed, date, volumes, state, first_new, &carried)?;
         let plan: &Vec<Encounter> = planned.get_or_init(|| plan);
         pass.submit(plan);
+        // The workers start on the plan while this thread applies it to the
+        // master: the pass reads none of what it changes.
+        apply_plan(config, &seed, date, plan, &mut state.patients);
 
         // 3. Everything under way today, by encounter number: the census first.
         let active = || carried.iter().chain(plan);
@@ -320,15 +341,22 @@ pub fn build(
             .collect(),
         defects: (!rates.is_clean()).then(|| rates.record()),
     };
-    write_atomic(&staging.join(MANIFEST_FILE), &manifest.to_bytes())?;
-    on_file(&staging.join(MANIFEST_FILE));
+    // Synced with the data files: the commit waits for all of them (and
+    // the staging folder's entries) before its marker.
+    let path = staging.join(MANIFEST_FILE);
+    let mut file = std::fs::File::create(&path).map_err(Error::io("cannot create", &path))?;
+    file.write_all(&manifest.to_bytes())
+        .map_err(Error::io("cannot write", &path))?;
+    on_file(&path);
+    syncs.sync(path, file);
     Ok((manifest, syncs))
 }
 
 /// Step 2, encounters: the day's plan, for patients registered before
 /// today, alive, and not in the middle of another encounter (returning; a
-/// date never sees patients of a later one), or today; and what it leaves
-/// on the master (moves, visits remembered, returns taken, the counter).
+/// date never sees patients of a later one), or today; with the returns it
+/// took off the master and the counter advanced. [`apply_plan`] does the
+/// rest of what it leaves on the master.
 fn plan_day(
     config: &Config,
     seed: &DaySeed,
@@ -361,19 +389,6 @@ fn plan_day(
         volumes.encounters,
         state.encounter_counter + 1,
     )?;
-    move_patients(
-        &mut seed.rng(Stream::PostalChanges),
-        config,
-        &plan,
-        &mut state.patients,
-    );
-    remember_visits(
-        &mut seed.rng(Stream::Returns),
-        config,
-        date,
-        &plan,
-        &mut state.patients,
-    );
     let ids = IdRanges {
         new_patients: (volumes.new_patients > 0).then(|| {
             [
@@ -392,6 +407,19 @@ fn plan_day(
         state.encounter_counter = last.number;
     }
     Ok((plan, ids))
+}
+
+/// What the day's plan leaves on its patients besides the returns taken:
+/// moves, and visits remembered.
+fn apply_plan(
+    config: &Config,
+    seed: &DaySeed,
+    date: BatchDate,
+    plan: &[Encounter],
+    master: &mut [Patient],
+) {
+    move_patients(&mut seed.rng(Stream::PostalChanges), config, plan, master);
+    remember_visits(&mut seed.rng(Stream::Returns), config, date, plan, master);
 }
 
 /// The census as encounters of this config, by scenario name.
