@@ -173,10 +173,17 @@ struct Planner<'a, 'p, R: ?Sized> {
 /// What the day's plan has given each patient so far, in tables indexed by
 /// patient: a day of 100,000 encounters asks several times per encounter,
 /// and hashing the keys cost more than the rest of a pick.
+/// The end of a patient's list of spans in [`Today`].
+const NO_SPAN: u32 = u32::MAX;
+
 struct Today {
-    /// Each patient's planned time today, as (start, end) in epoch seconds;
-    /// the end is `i64::MAX` after a death.
-    busy: Vec<Vec<(i64, i64)>>,
+    /// Each patient's planned time today: the first of their spans in
+    /// `spans` ([`NO_SPAN`]: none yet). Most patients have one or none, so
+    /// a list per patient would be an allocation per booking.
+    first_span: Vec<u32>,
+    /// Planned time as (start, end, the patient's next span), in epoch
+    /// seconds; the end is `i64::MAX` after a death.
+    spans: Vec<(i64, i64, u32)>,
     /// Whether a returning patient has been picked today.
     seen: Vec<bool>,
     /// For each scenario with a minimum gap, its column in `gapped`.
@@ -201,7 +208,8 @@ impl Today {
             })
             .collect();
         Today {
-            busy: vec![Vec::new(); patients],
+            first_span: vec![NO_SPAN; patients],
+            spans: Vec::new(),
             seen: vec![false; patients],
             gapped_column,
             gapped: vec![false; patients * columns],
@@ -291,16 +299,26 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             (e.admit_secs(), end)
         };
         let spans = std::iter::once(span(visit)).chain(stay.map(span));
-        let Some(taken) = self.today.busy.get_mut(visit.patient) else {
+        let today = &mut self.today;
+        let Some(&first) = today.first_span.get(visit.patient) else {
             return false;
         };
-        let overlaps = spans
-            .clone()
-            .any(|(a, b)| taken.iter().any(|&(c, d)| a <= d && c <= b));
-        if overlaps {
-            return false;
+        let mut at = first;
+        while let Some(&(c, d, next)) = today.spans.get(at as usize) {
+            if spans.clone().any(|(a, b)| a <= d && c <= b) {
+                return false;
+            }
+            at = next;
         }
-        taken.extend(spans);
+        let mut head = first;
+        for (a, b) in spans {
+            let Ok(index) = u32::try_from(today.spans.len()) else {
+                return false;
+            };
+            today.spans.push((a, b, head));
+            head = index;
+        }
+        today.first_span[visit.patient] = head;
         if let Some(slot) = self.today.gapped_slot(visit.patient, visit.scenario) {
             *slot = true;
         }
@@ -496,25 +514,40 @@ fn returning_by_scenario(
     pools: &Pools<'_>,
 ) -> Vec<Option<(Vec<usize>, WeightedAliasIndex<f64>)>> {
     let today = date.date();
-    let mut lists: Vec<(Vec<usize>, Vec<f64>)> =
-        vec![(Vec::new(), Vec::new()); config.scenarios.len()];
-    for &i in pools.returning {
-        let p = &pools.patients[i];
-        let age = p.age_on(today);
-        for (s, (admitted, weights)) in config.scenarios.iter().zip(&mut lists) {
-            if s.eligible.admits(age, p.sex, p.conditions) && gap_passed(p, s, today) {
-                let weight = f64::from(p.propensity) * s.eligible.age_acceptance(age);
-                if weight > 0.0 {
-                    admitted.push(i);
-                    weights.push(weight);
+    let build = |scenarios: &[Scenario]| {
+        let mut lists: Vec<(Vec<usize>, Vec<f64>)> =
+            vec![(Vec::new(), Vec::new()); scenarios.len()];
+        for &i in pools.returning {
+            let p = &pools.patients[i];
+            let age = p.age_on(today);
+            for (s, (admitted, weights)) in scenarios.iter().zip(&mut lists) {
+                if s.eligible.admits(age, p.sex, p.conditions) && gap_passed(p, s, today) {
+                    let weight = f64::from(p.propensity) * s.eligible.age_acceptance(age);
+                    if weight > 0.0 {
+                        admitted.push(i);
+                        weights.push(weight);
+                    }
                 }
             }
         }
-    }
-    lists
-        .into_iter()
-        .map(|(admitted, weights)| Some((admitted, WeightedAliasIndex::new(weights).ok()?)))
-        .collect()
+        lists
+            .into_iter()
+            .map(|(admitted, weights)| Some((admitted, WeightedAliasIndex::new(weights).ok()?)))
+            .collect::<Vec<_>>()
+    };
+    // Nothing here draws from the day's stream: half the scenarios are
+    // indexed on a second thread, since the day's plan waits for them.
+    let (first, second) = config.scenarios.split_at(config.scenarios.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| build(second));
+        let mut all = build(first);
+        all.extend(
+            other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        );
+        all
+    })
 }
 
 /// For each scenario, the day's new patients it admits, in registration
