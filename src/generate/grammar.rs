@@ -33,15 +33,41 @@ pub static GRAMMAR: LazyLock<Grammar> = LazyLock::new(|| Grammar::parse(SOURCE))
 /// A note's own values for its `<$var>` slots.
 pub type Vars<'a> = [(&'a str, &'a str)];
 
+/// A template as parsed: a tree, flattened into [`Node`]s once every bank
+/// is known.
+#[derive(Debug)]
+enum Parsed {
+    Text(&'static str),
+    Choice(Vec<Vec<Parsed>>),
+    Bank {
+        name: &'static str,
+        capital: bool,
+        list: Option<(u16, u16)>,
+    },
+    Var {
+        name: &'static str,
+        capital: bool,
+    },
+}
+
+/// A sequence of nodes: `nodes[start..start + len]` of [`Grammar::nodes`].
+#[derive(Clone, Copy, Debug)]
+struct Seq {
+    start: u32,
+    len: u32,
+}
+
 #[derive(Debug)]
 enum Node {
     Text(&'static str),
-    Choice(Vec<Vec<Node>>),
+    /// One of the sequences `seqs[first..first + count]`.
+    Choice {
+        first: u32,
+        count: u32,
+    },
     Bank {
-        /// Index into [`Grammar::banks`], resolved once the whole source is
-        /// read (`u32::MAX`: names no bank).
+        /// Index into [`Grammar::banks`] (`u32::MAX`: names no bank).
         id: u32,
-        name: &'static str,
         capital: bool,
         /// `*min-max`: a list of that many distinct alternatives.
         list: Option<(u16, u16)>,
@@ -52,13 +78,82 @@ enum Node {
     },
 }
 
+/// The compiled grammar. Every template lives in two flat tables, in the
+/// source's order, rather than in a tree of small vectors: expanding a note
+/// walks thousands of nodes, and chasing the tree's pointers through the
+/// cache was most of its time.
 #[derive(Debug)]
 pub struct Grammar {
     ids: HashMap<&'static str, usize>,
     /// Banks that have `<bank>.without.<condition>` variants.
     refined: foldhash::HashSet<&'static str>,
-    /// Each bank's alternatives, each a sequence of nodes.
-    banks: Vec<Vec<Vec<Node>>>,
+    /// The banks named `<prefix>.<rest>`, as `rest`, by `prefix`.
+    by_prefix: HashMap<&'static str, Vec<&'static str>>,
+    /// The nodes of every sequence, each sequence's contiguous.
+    nodes: Vec<Node>,
+    /// The sequences: each choice's, each bank's alternatives.
+    seqs: Vec<Seq>,
+    /// Each bank's alternatives, as a range of `seqs`.
+    banks: Vec<std::ops::Range<usize>>,
+    /// Slots naming a bank with no alternatives, as (bank, slot).
+    #[cfg_attr(not(test), allow(dead_code))]
+    unresolved: Vec<(&'static str, &'static str)>,
+}
+
+/// Builds [`Grammar::nodes`] and [`Grammar::seqs`] from parsed templates.
+struct Flattener<'g> {
+    ids: &'g HashMap<&'static str, usize>,
+    parsed: &'g [Vec<Vec<Parsed>>],
+    nodes: Vec<Node>,
+    seqs: Vec<Seq>,
+    unresolved: Vec<(&'static str, &'static str)>,
+}
+
+impl Flattener<'_> {
+    /// The sequence `parsed` becomes (in bank `bank`); the sequences of its
+    /// choices are added first, so its own nodes are contiguous.
+    fn seq(&mut self, bank: &'static str, parsed: &[Parsed]) -> Seq {
+        let mut own = Vec::with_capacity(parsed.len());
+        for node in parsed {
+            own.push(match node {
+                Parsed::Text(text) => Node::Text(text),
+                Parsed::Choice(choices) => {
+                    let seqs: Vec<Seq> = choices.iter().map(|c| self.seq(bank, c)).collect();
+                    let first = self.seqs.len() as u32;
+                    self.seqs.extend(seqs);
+                    Node::Choice {
+                        first,
+                        count: choices.len() as u32,
+                    }
+                }
+                Parsed::Bank {
+                    name,
+                    capital,
+                    list,
+                } => {
+                    let id = self.ids.get(name).copied();
+                    if id.is_none_or(|id| self.parsed[id].is_empty()) {
+                        self.unresolved.push((bank, name));
+                    }
+                    Node::Bank {
+                        id: id.and_then(|i| u32::try_from(i).ok()).unwrap_or(u32::MAX),
+                        capital: *capital,
+                        list: *list,
+                    }
+                }
+                Parsed::Var { name, capital } => Node::Var {
+                    name,
+                    capital: *capital,
+                },
+            });
+        }
+        let start = self.nodes.len() as u32;
+        self.nodes.extend(own);
+        Seq {
+            start,
+            len: parsed.len() as u32,
+        }
+    }
 }
 
 /// `with` called on `parts` joined, in a buffer of the thread's own.
@@ -73,6 +168,9 @@ fn joined<T>(parts: &[&str], with: impl FnOnce(&str) -> T) -> T {
     })
 }
 
+/// The capacity a sentence's own `String` starts with.
+const SENTENCE: usize = 128;
+
 /// Expansion goes no deeper than this, so a bank that (by mistake) names
 /// itself ends instead of overflowing the stack.
 const MAX_DEPTH: u32 = 16;
@@ -80,7 +178,7 @@ const MAX_DEPTH: u32 = 16;
 impl Grammar {
     fn parse(source: &'static str) -> Grammar {
         let mut ids: HashMap<&'static str, usize> = HashMap::new();
-        let mut banks: Vec<Vec<Vec<Node>>> = Vec::new();
+        let mut parsed: Vec<Vec<Vec<Parsed>>> = Vec::new();
         let mut current: Option<usize> = None;
         for line in source.lines() {
             let line = line.trim_end();
@@ -90,42 +188,55 @@ impl Grammar {
             if let Some(name) = line.strip_prefix('@') {
                 let name = name.trim();
                 let id = *ids.entry(name).or_insert_with(|| {
-                    banks.push(Vec::new());
-                    banks.len() - 1
+                    parsed.push(Vec::new());
+                    parsed.len() - 1
                 });
                 current = Some(id);
             } else if let Some(id) = current {
                 let (nodes, _) = parse_seq(line.trim_start(), false);
-                banks[id].push(nodes);
+                parsed[id].push(nodes);
             }
         }
-        fn resolve(nodes: &mut [Node], ids: &HashMap<&'static str, usize>) {
-            for node in nodes {
-                match node {
-                    Node::Bank { id, name, .. } => {
-                        *id = ids
-                            .get(name)
-                            .and_then(|&i| u32::try_from(i).ok())
-                            .unwrap_or(u32::MAX)
-                    }
-                    Node::Choice(choices) => choices.iter_mut().for_each(|c| resolve(c, ids)),
-                    _ => {}
-                }
-            }
+        let mut names = vec![""; parsed.len()];
+        for (&name, &id) in &ids {
+            names[id] = name;
         }
-        for alternatives in &mut banks {
-            alternatives
-                .iter_mut()
-                .for_each(|nodes| resolve(nodes, &ids));
+        let mut flat = Flattener {
+            ids: &ids,
+            parsed: &parsed,
+            nodes: Vec::new(),
+            seqs: Vec::new(),
+            unresolved: Vec::new(),
+        };
+        let mut banks = Vec::with_capacity(parsed.len());
+        for (alternatives, name) in parsed.iter().zip(names) {
+            let seqs: Vec<Seq> = alternatives.iter().map(|a| flat.seq(name, a)).collect();
+            let first = flat.seqs.len();
+            flat.seqs.extend(seqs);
+            banks.push(first..flat.seqs.len());
         }
+        let Flattener {
+            nodes,
+            seqs,
+            unresolved,
+            ..
+        } = flat;
         let refined = ids
             .keys()
             .filter_map(|name| name.split_once(".without.").map(|(base, _)| base))
             .collect();
+        let mut by_prefix: HashMap<&'static str, Vec<&'static str>> = HashMap::new();
+        for (prefix, rest) in ids.keys().filter_map(|name| name.split_once('.')) {
+            by_prefix.entry(prefix).or_default().push(rest);
+        }
         Grammar {
             ids,
             refined,
+            by_prefix,
+            nodes,
+            seqs,
             banks,
+            unresolved,
         }
     }
 
@@ -136,15 +247,30 @@ impl Grammar {
     pub fn find(&self, parts: &[&str]) -> Option<&'static str> {
         joined(parts, |name| {
             let (&found, &id) = self.ids.get_key_value(name)?;
-            (!self.banks[id].is_empty()).then_some(found)
+            self.alternatives(id).map(|_| found)
         })
     }
 
-    fn get(&self, bank: &str) -> Option<&[Vec<Node>]> {
-        let id = *self.ids.get(bank)?;
-        Some(&self.banks[id])
-            .filter(|a| !a.is_empty())
-            .map(Vec::as_slice)
+    /// The names of the banks named `<prefix>.<name>`, in no order.
+    pub fn under(&self, prefix: &str) -> &[&'static str] {
+        self.by_prefix.get(prefix).map_or(&[], Vec::as_slice)
+    }
+
+    fn get(&self, bank: &str) -> Option<&[Seq]> {
+        self.alternatives(*self.ids.get(bank)?)
+    }
+
+    /// Bank `id`'s alternatives, if it has any.
+    fn alternatives(&self, id: usize) -> Option<&[Seq]> {
+        let range = self.banks.get(id)?.clone();
+        self.seqs.get(range).filter(|a| !a.is_empty())
+    }
+
+    fn nodes(&self, seq: Seq) -> &[Node] {
+        let start = seq.start as usize;
+        self.nodes
+            .get(start..start + seq.len as usize)
+            .unwrap_or_default()
     }
 
     /// Whether the bank named `parts` joined has variants for patients
@@ -162,13 +288,15 @@ impl Grammar {
     pub fn say(&self, rng: &mut ChaCha8Rng, bank: &str, vars: &Vars<'_>, out: &mut String) {
         if let Some(alternatives) = self.get(bank) {
             let pick = rng.random_range(0..alternatives.len());
-            self.expand(rng, &alternatives[pick], vars, out, 0);
+            self.expand(rng, alternatives[pick], vars, out, 0);
         }
     }
 
     /// [`Grammar::say`], returning the text.
     pub fn text(&self, rng: &mut ChaCha8Rng, bank: &str, vars: &Vars<'_>) -> String {
-        let mut out = String::new();
+        // Room for a sentence or two: growing from empty reallocated
+        // several times per sentence.
+        let mut out = String::with_capacity(SENTENCE);
         self.say(rng, bank, vars, &mut out);
         out
     }
@@ -186,7 +314,7 @@ impl Grammar {
     ) {
         if let Some(alternatives) = self.get(bank) {
             let pick = (key % alternatives.len() as u64) as usize;
-            self.expand(rng, &alternatives[pick], vars, out, 0);
+            self.expand(rng, alternatives[pick], vars, out, 0);
         }
     }
 
@@ -208,8 +336,8 @@ impl Grammar {
         rand::seq::index::sample(rng, alternatives.len(), count)
             .iter()
             .map(|pick| {
-                let mut out = String::new();
-                self.expand(rng, &alternatives[pick], vars, &mut out, 0);
+                let mut out = String::with_capacity(SENTENCE);
+                self.expand(rng, alternatives[pick], vars, &mut out, 0);
                 out
             })
             .collect()
@@ -218,16 +346,21 @@ impl Grammar {
     /// The alternatives of `bank` that are plain text (no slots or choices).
     pub fn plain(&self, bank: &str) -> Vec<&'static str> {
         self.get(bank)
-            .map(|alternatives| alternatives.iter().filter_map(|a| plain_text(a)).collect())
+            .map(|alternatives| {
+                alternatives
+                    .iter()
+                    .filter_map(|&a| self.plain_text(a))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// [`Grammar::own`] for a bank of plain text: no randomness needed.
     pub fn own_plain(&self, key: u64, bank: &str) -> &'static str {
         match self.get(bank) {
-            Some(alternatives) => {
-                plain_text(&alternatives[(key % alternatives.len() as u64) as usize]).unwrap_or("")
-            }
+            Some(alternatives) => self
+                .plain_text(alternatives[(key % alternatives.len() as u64) as usize])
+                .unwrap_or(""),
             None => "",
         }
     }
@@ -235,7 +368,7 @@ impl Grammar {
     fn expand(
         &self,
         rng: &mut ChaCha8Rng,
-        nodes: &[Node],
+        seq: Seq,
         vars: &Vars<'_>,
         out: &mut String,
         depth: u32,
@@ -243,48 +376,47 @@ impl Grammar {
         if depth > MAX_DEPTH {
             return;
         }
-        for node in nodes {
-            match node {
+        for node in self.nodes(seq) {
+            match *node {
                 Node::Text(text) => out.push_str(text),
-                Node::Choice(choices) => {
-                    let pick = rng.random_range(0..choices.len());
-                    self.expand(rng, &choices[pick], vars, out, depth + 1);
+                Node::Choice { first, count } => {
+                    let pick = rng.random_range(0..count as usize);
+                    if let Some(&choice) = self.seqs.get(first as usize + pick) {
+                        self.expand_seq(rng, choice, vars, out, depth + 1);
+                    }
                 }
                 Node::Var { name, capital } => {
                     let start = out.len();
-                    if let Some((_, value)) = vars.iter().find(|(n, _)| n == name) {
+                    if let Some((_, value)) = vars.iter().find(|(n, _)| *n == name) {
                         out.push_str(value);
                     }
-                    if *capital {
+                    if capital {
                         capitalise_from(out, start);
                     }
                 }
-                Node::Bank {
-                    id, capital, list, ..
-                } => {
-                    let Some(alternatives) = self.banks.get(*id as usize).filter(|a| !a.is_empty())
-                    else {
+                Node::Bank { id, capital, list } => {
+                    let Some(alternatives) = self.alternatives(id as usize) else {
                         continue;
                     };
                     let start = out.len();
                     match list {
                         None => {
                             let pick = rng.random_range(0..alternatives.len());
-                            self.expand(rng, &alternatives[pick], vars, out, depth + 1);
+                            self.expand_seq(rng, alternatives[pick], vars, out, depth + 1);
                         }
                         Some((least, most)) => {
-                            let most = usize::from(*most).min(alternatives.len());
-                            let count = rng.random_range(usize::from(*least).min(most)..=most);
+                            let most = usize::from(most).min(alternatives.len());
+                            let count = rng.random_range(usize::from(least).min(most)..=most);
                             let picks = rand::seq::index::sample(rng, alternatives.len(), count);
                             for (i, pick) in picks.iter().enumerate() {
                                 if i > 0 {
                                     out.push_str(if i + 1 == count { " and " } else { ", " });
                                 }
-                                self.expand(rng, &alternatives[pick], vars, out, depth + 1);
+                                self.expand_seq(rng, alternatives[pick], vars, out, depth + 1);
                             }
                         }
                     }
-                    if *capital {
+                    if capital {
                         capitalise_from(out, start);
                     }
                 }
@@ -292,33 +424,45 @@ impl Grammar {
         }
     }
 
+    /// [`Grammar::expand`], with the commonest sequences (plain text, or
+    /// nothing: most choices and alternatives) written without a call.
+    #[inline]
+    fn expand_seq(
+        &self,
+        rng: &mut ChaCha8Rng,
+        seq: Seq,
+        vars: &Vars<'_>,
+        out: &mut String,
+        depth: u32,
+    ) {
+        match self.nodes(seq) {
+            _ if depth > MAX_DEPTH => {}
+            [] => {}
+            [Node::Text(text)] => out.push_str(text),
+            _ => self.expand(rng, seq, vars, out, depth),
+        }
+    }
+
+    /// The text of `seq` if it is plain text (no slots or choices).
+    fn plain_text(&self, seq: Seq) -> Option<&'static str> {
+        match self.nodes(seq) {
+            [Node::Text(text)] => Some(text),
+            _ => None,
+        }
+    }
+
     #[cfg(test)]
     /// What is wrong with the grammar: slots naming no bank, or banks with
     /// no alternatives. The unit tests require none.
     pub fn problems(&self) -> Vec<String> {
-        fn walk(g: &Grammar, bank: &str, nodes: &[Node], problems: &mut Vec<String>) {
-            for node in nodes {
-                match node {
-                    Node::Bank { name, .. } if !g.has(name) => {
-                        problems.push(format!("@{bank} names <{name}>, which has no alternatives"));
-                    }
-                    Node::Choice(choices) => {
-                        for choice in choices {
-                            walk(g, bank, choice, problems);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let mut problems = Vec::new();
-        for (bank, id) in &self.ids {
-            let alternatives = &self.banks[*id];
-            if alternatives.is_empty() {
+        let mut problems: Vec<String> = self
+            .unresolved
+            .iter()
+            .map(|(bank, name)| format!("@{bank} names <{name}>, which has no alternatives"))
+            .collect();
+        for (bank, &id) in &self.ids {
+            if self.alternatives(id).is_none() {
                 problems.push(format!("@{bank} has no alternatives"));
-            }
-            for nodes in alternatives {
-                walk(self, bank, nodes, &mut problems);
             }
         }
         problems.sort();
@@ -328,21 +472,14 @@ impl Grammar {
     #[cfg(test)]
     /// The `<$var>` names the grammar uses.
     pub fn variables(&self) -> Vec<&'static str> {
-        fn walk(nodes: &[Node], found: &mut Vec<&'static str>) {
-            for node in nodes {
-                match node {
-                    Node::Var { name, .. } => found.push(name),
-                    Node::Choice(choices) => choices.iter().for_each(|c| walk(c, found)),
-                    _ => {}
-                }
-            }
-        }
-        let mut found = Vec::new();
-        for alternatives in &self.banks {
-            alternatives
-                .iter()
-                .for_each(|nodes| walk(nodes, &mut found));
-        }
+        let mut found: Vec<&'static str> = self
+            .nodes
+            .iter()
+            .filter_map(|node| match node {
+                Node::Var { name, .. } => Some(*name),
+                _ => None,
+            })
+            .collect();
         found.sort_unstable();
         found.dedup();
         found
@@ -354,15 +491,14 @@ impl Grammar {
     }
 }
 
-fn plain_text(nodes: &[Node]) -> Option<&'static str> {
-    match nodes {
-        [Node::Text(text)] => Some(text),
-        _ => None,
-    }
-}
-
 fn capitalise_from(out: &mut String, start: usize) {
-    if let Some(c) = out[start..].chars().next()
+    // Nearly every expansion starts with an ASCII letter: upper-cased in
+    // place, without a `String` for the upper case.
+    if let Some(first) = out.get_mut(start..start + 1) {
+        first.make_ascii_uppercase();
+        return;
+    }
+    if let Some(c) = out.get(start..).and_then(|rest| rest.chars().next())
         && c.is_lowercase()
     {
         let upper: String = c.to_uppercase().collect();
@@ -373,24 +509,24 @@ fn capitalise_from(out: &mut String, start: usize) {
 /// Parses text up to the end, or (inside `{...}`) up to the `|` or `}` that
 /// ends the current choice; returns the nodes and what is left, starting at
 /// that delimiter. Malformed slots are kept as text.
-fn parse_seq(mut s: &'static str, in_choice: bool) -> (Vec<Node>, &'static str) {
+fn parse_seq(mut s: &'static str, in_choice: bool) -> (Vec<Parsed>, &'static str) {
     let mut nodes = Vec::new();
     loop {
         let stop = s.find(|c: char| c == '<' || c == '{' || (in_choice && (c == '|' || c == '}')));
         let Some(at) = stop else {
             if !s.is_empty() {
-                nodes.push(Node::Text(s));
+                nodes.push(Parsed::Text(s));
             }
             return (nodes, "");
         };
         if at > 0 {
-            nodes.push(Node::Text(&s[..at]));
+            nodes.push(Parsed::Text(&s[..at]));
         }
         s = &s[at..];
         match s.as_bytes()[0] {
             b'<' => {
                 let Some(end) = s.find('>') else {
-                    nodes.push(Node::Text(s));
+                    nodes.push(Parsed::Text(s));
                     return (nodes, "");
                 };
                 nodes.push(slot(&s[1..end]));
@@ -414,7 +550,7 @@ fn parse_seq(mut s: &'static str, in_choice: bool) -> (Vec<Node>, &'static str) 
                         }
                     }
                 }
-                nodes.push(Node::Choice(choices));
+                nodes.push(Parsed::Choice(choices));
                 s = rest;
             }
             // A `|` or `}` ending this choice.
@@ -423,13 +559,13 @@ fn parse_seq(mut s: &'static str, in_choice: bool) -> (Vec<Node>, &'static str) 
     }
 }
 
-fn slot(inner: &'static str) -> Node {
+fn slot(inner: &'static str) -> Parsed {
     let (capital, inner) = match inner.strip_prefix('^') {
         Some(rest) => (true, rest),
         None => (false, inner),
     };
     if let Some(name) = inner.strip_prefix('$') {
-        return Node::Var { name, capital };
+        return Parsed::Var { name, capital };
     }
     let (name, list) = match inner.split_once('*') {
         Some((name, range)) => {
@@ -439,8 +575,7 @@ fn slot(inner: &'static str) -> Node {
         }
         None => (inner, None),
     };
-    Node::Bank {
-        id: u32::MAX,
+    Parsed::Bank {
         name,
         capital,
         list,

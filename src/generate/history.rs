@@ -173,11 +173,21 @@ static OTHER_HISTORY: LazyLock<Vec<OtherProblem>> = LazyLock::new(|| {
 /// Whether a problem or an operation fits a patient of `sex` (by the words
 /// only one sex's contain).
 fn fits(sex: Sex, problem: &str) -> bool {
-    let male_only = ["prostat"];
-    let female_only = ["breast", "cesarean", "hysterectomy", "tubal", "ovarian"];
+    use memchr::memmem::Finder;
+    // Searchers built once: `str::contains` builds one per call, and a
+    // history asks for up to five problems and operations.
+    static MALE_ONLY: LazyLock<Vec<Finder<'static>>> =
+        LazyLock::new(|| ["prostat"].map(Finder::new).into());
+    static FEMALE_ONLY: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| {
+        ["breast", "cesarean", "hysterectomy", "tubal", "ovarian"]
+            .map(Finder::new)
+            .into()
+    });
+    let has =
+        |words: &[Finder<'static>]| words.iter().any(|w| w.find(problem.as_bytes()).is_some());
     match sex {
-        Sex::Female => !male_only.iter().any(|w| problem.contains(w)),
-        Sex::Male => !female_only.iter().any(|w| problem.contains(w)),
+        Sex::Female => !has(&MALE_ONLY),
+        Sex::Male => !has(&FEMALE_ONLY),
         Sex::Other | Sex::Unknown => true,
     }
 }

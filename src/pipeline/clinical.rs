@@ -84,6 +84,8 @@ pub struct Inputs<'a> {
     /// The random streams of each planning day the encounters come from
     /// (derived once per day, not per encounter: a sha256 each).
     seeds: HashMap<BatchDate, DaySeed>,
+    /// Each scenario's note banks, by scenario index.
+    banks: Vec<notes::Banks>,
     /// What the day's files are spoiled with (nothing by default).
     pub defects: &'a DayDefects,
     /// Which files each dataset gets (its text file by default).
@@ -111,6 +113,7 @@ impl<'a> Inputs<'a> {
             day,
             patients,
             seeds,
+            banks: config.scenarios.iter().map(notes::Banks::of).collect(),
             defects: &CLEAN,
             format: OutputFormat::Csv,
         }
@@ -730,6 +733,7 @@ fn rows_until(
         course: &course,
         vitals,
         labs: &labs,
+        banks: &inputs.banks[e.scenario],
     };
     let notes = notes::compose(seed.rng(Stream::Notes(e.ordinal)), &chart, until);
     (labs, notes)

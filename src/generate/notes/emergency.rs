@@ -104,14 +104,7 @@ pub(super) fn provider_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> Stri
     let last = voice.vitals_at(discharge);
     let time = voice.local_time();
     let mut ddx = String::new();
-    GRAMMAR.say(
-        rng,
-        GRAMMAR
-            .find(&["ed.ddx.", voice.scenario()])
-            .unwrap_or("ed.ddx.any"),
-        &[("cc", cc.as_str())],
-        &mut ddx,
-    );
+    GRAMMAR.say(rng, voice.ddx(), &[("cc", cc.as_str())], &mut ddx);
     let vars = [
         ("age", age.as_str()),
         ("sex", sex_word(chart.sex)),

@@ -132,14 +132,14 @@ pub(super) fn admission_note(rng: &mut ChaCha8Rng, voice: &Voice<'_, '_>) -> Str
             _ => "",
         };
         let default = if default.is_empty() {
-            format!("exam.{system}")
+            GRAMMAR.find(&["exam.", system]).unwrap_or_default()
         } else {
-            default.to_string()
+            default
         };
         out.push_str("\n- ");
         out.push_str(system);
         out.push_str(": ");
-        out.push_str(&voice.exam_line(rng, system, &default));
+        voice.exam_into(rng, system, default, &mut out);
         out.push('.');
     }
     out.push_str(&labs_sentence(rng, &voice.labs_known_at(at)));

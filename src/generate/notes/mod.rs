@@ -14,6 +14,8 @@ mod outpatient;
 
 use std::cell::OnceCell;
 
+use foldhash::{HashMap, HashMapExt};
+
 use chrono::{DateTime, Datelike, Timelike};
 use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
@@ -41,6 +43,78 @@ pub struct Chart<'a> {
     pub course: &'a Course,
     pub vitals: &'a [VitalRow],
     pub labs: &'a [LabRow],
+    /// The scenario's banks.
+    pub banks: &'a Banks,
+}
+
+/// Where one scenario's notes find their words, resolved once per batch
+/// from the grammar's names (`<scenario>.<part>`, its refinements
+/// `<scenario>.<part>.without.<condition>`, `<kind>.<part>`,
+/// `<scenario>.exam.<system>`): joining those names and looking them up for
+/// every note cost more than writing some of the notes' sentences.
+pub struct Banks {
+    parts: HashMap<&'static str, Part>,
+    /// Per system, the scenario's own examination finding and the tail
+    /// added to it.
+    exam: HashMap<&'static str, (&'static str, Option<&'static str>)>,
+    /// The differential an ED provider note gives.
+    ddx: &'static str,
+}
+
+/// One part of a scenario's notes (`subjective`, `plan`, ...).
+struct Part {
+    /// Its wording for patients without a condition, in condition order.
+    without: Vec<(Condition, &'static str)>,
+    /// The scenario's own bank.
+    own: Option<&'static str>,
+    /// The encounter type's bank ("" if none).
+    general: &'static str,
+}
+
+impl Banks {
+    pub fn of(scenario: &Scenario) -> Banks {
+        let name = scenario.name.as_str();
+        let kind = match scenario.encounter_type {
+            EncounterType::Outpatient => "outpatient",
+            EncounterType::Emergency => "emergency",
+            EncounterType::Inpatient => "inpatient",
+        };
+        let mut parts = HashMap::new();
+        for rest in GRAMMAR.under(name).iter().chain(GRAMMAR.under(kind)) {
+            let part = rest.split_once(".without.").map_or(*rest, |(part, _)| part);
+            parts.entry(part).or_insert_with(|| {
+                let without = if GRAMMAR.is_refined(&[name, ".", part]) {
+                    Condition::iter()
+                        .filter_map(|c| {
+                            let without = [name, ".", part, ".without.", c.as_str()];
+                            Some((c, GRAMMAR.find(&without)?))
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Part {
+                    without,
+                    own: GRAMMAR.find(&[name, ".", part]),
+                    general: GRAMMAR.find(&[kind, ".", part]).unwrap_or_default(),
+                }
+            });
+        }
+        let exam = GRAMMAR
+            .under(name)
+            .iter()
+            .filter_map(|rest| rest.strip_prefix("exam."))
+            .filter_map(|system| {
+                let own = GRAMMAR.find(&[name, ".exam.", system])?;
+                Some((system, (own, GRAMMAR.find(&["exam.tail.", system]))))
+            })
+            .collect();
+        Banks {
+            parts,
+            exam,
+            ddx: GRAMMAR.find(&["ed.ddx.", name]).unwrap_or("ed.ddx.any"),
+        }
+    }
 }
 
 /// One note to write: when, by whom, and which kind of document.
@@ -229,29 +303,21 @@ impl<'c, 'a> Voice<'c, 'a> {
     /// conditions (`<part>.without.<condition>`): heart failure that is new
     /// is not "acute on chronic".
     fn bank(&self, part: &str) -> &'static str {
-        let scenario = self.scenario();
-        if GRAMMAR.is_refined(&[scenario, ".", part]) {
-            for missing in Condition::iter().filter(|c| !self.chart.course.conditions.has(*c)) {
-                let without = [scenario, ".", part, ".without.", missing.as_str()];
-                if let Some(bank) = GRAMMAR.find(&without) {
-                    return bank;
-                }
-            }
-        }
-        if let Some(own) = self.own(part) {
-            return own;
-        }
-        let kind = match self.chart.scenario.encounter_type {
-            EncounterType::Outpatient => "outpatient",
-            EncounterType::Emergency => "emergency",
-            EncounterType::Inpatient => "inpatient",
+        let Some(part) = self.chart.banks.parts.get(part) else {
+            return "";
         };
-        GRAMMAR.find(&[kind, ".", part]).unwrap_or_default()
+        let conditions = self.chart.course.conditions;
+        part.without
+            .iter()
+            .find(|(c, _)| !conditions.has(*c))
+            .map(|(_, bank)| *bank)
+            .or(part.own)
+            .unwrap_or(part.general)
     }
 
     /// The scenario's own bank for `part` (`<scenario>.<part>`), if it has one.
     fn own(&self, part: &str) -> Option<&'static str> {
-        GRAMMAR.find(&[self.scenario(), ".", part])
+        self.chart.banks.parts.get(part)?.own
     }
 
     fn age(&self) -> String {
@@ -273,16 +339,23 @@ impl<'c, 'a> Voice<'c, 'a> {
 
     /// The local wall-clock time of the note, "14:05".
     fn local_time(&self) -> String {
-        let stamp = self.stamp();
-        stamp.get(11..).unwrap_or_default().to_string()
+        let mut stamp = self.stamp();
+        stamp.drain(..stamp.len().min(11));
+        stamp
     }
 
     /// A local date and time for a signature, "2026-03-05 14:05".
     fn stamp(&self) -> String {
-        let Some(utc) = DateTime::from_timestamp(self.at, 0) else {
-            return String::new();
-        };
-        minute_stamp(self.chart.course.clock.local(utc.naive_utc()))
+        let mut out = String::with_capacity(16);
+        self.stamp_into(&mut out);
+        out
+    }
+
+    /// Appends [`Voice::stamp`] to `out`.
+    fn stamp_into(&self, out: &mut String) {
+        if let Some(utc) = DateTime::from_timestamp(self.at, 0) {
+            minute_stamp(out, self.chart.course.clock.local(utc.naive_utc()));
+        }
     }
 
     /// [`Voice::stamp`] with the zone's abbreviation, "2026-03-05 14:05 EST",
@@ -316,20 +389,25 @@ impl<'c, 'a> Voice<'c, 'a> {
             AuthorRole::NursePractitioner => (30, "credential_np", "signature"),
             _ => (90, "credential_md", "signature"),
         };
-        let mut author = staff_name(role, who % roster);
-        author.push_str(", ");
+        // The three values, in one buffer: a signature is written for
+        // every note.
+        let mut words = String::with_capacity(80);
+        push_staff_name(&mut words, role, who % roster);
+        words.push_str(", ");
         // A person's credentials are theirs: the same in every note they sign.
-        author.push_str(GRAMMAR.own_plain(staff_key(role, who % roster) >> 40, credential));
-        let stamp = self.stamp();
-        let colleague = staff_name(AuthorRole::Hospitalist, rng.random_range(0..90));
+        words.push_str(GRAMMAR.own_plain(staff_key(role, who % roster) >> 40, credential));
+        let author_end = words.len();
+        self.stamp_into(&mut words);
+        let stamp_end = words.len();
+        push_staff_name(&mut words, AuthorRole::Hospitalist, rng.random_range(0..90));
         out.push_str("\n\n");
         GRAMMAR.say(
             rng,
             bank,
             &[
-                ("author", &author),
-                ("stamp", &stamp),
-                ("colleague", &colleague),
+                ("author", &words[..author_end]),
+                ("stamp", &words[author_end..stamp_end]),
+                ("colleague", &words[stamp_end..]),
             ],
             out,
         );
@@ -409,22 +487,33 @@ impl<'c, 'a> Voice<'c, 'a> {
         let [general, heart, lungs] = self.exam_banks(v);
         GRAMMAR.say(rng, general, &[], out);
         out.push_str("; ");
-        out.push_str(&self.exam_line(rng, "Cardiovascular", heart));
+        self.exam_into(rng, "Cardiovascular", heart, out);
         out.push_str("; ");
-        out.push_str(&self.exam_line(rng, "Respiratory", lungs));
+        self.exam_into(rng, "Respiratory", lungs, out);
     }
 
     /// One examination line of a system: the scenario's own finding where it
     /// has one, else the bank the vitals call for.
     fn exam_line(&self, rng: &mut ChaCha8Rng, system: &str, default: &str) -> String {
-        let Some(own) = GRAMMAR.find(&[self.scenario(), ".exam.", system]) else {
-            return GRAMMAR.text(rng, default, &[]);
-        };
-        let mut line = GRAMMAR.text(rng, own, &[]);
-        if let Some(tail) = GRAMMAR.find(&["exam.tail.", system]) {
-            GRAMMAR.say(rng, tail, &[], &mut line);
-        }
+        let mut line = String::new();
+        self.exam_into(rng, system, default, &mut line);
         line
+    }
+
+    /// Appends [`Voice::exam_line`] to `out`.
+    fn exam_into(&self, rng: &mut ChaCha8Rng, system: &str, default: &str, out: &mut String) {
+        let Some(&(own, tail)) = self.chart.banks.exam.get(system) else {
+            return GRAMMAR.say(rng, default, &[], out);
+        };
+        GRAMMAR.say(rng, own, &[], out);
+        if let Some(tail) = tail {
+            GRAMMAR.say(rng, tail, &[], out);
+        }
+    }
+
+    /// The differential an ED provider note gives.
+    fn ddx(&self) -> &'static str {
+        self.chart.banks.ddx
     }
 }
 
@@ -465,6 +554,13 @@ fn staff_key(role: AuthorRole, index: u64) -> u64 {
 /// A staff member's name: the same `index` of a role is the same person in
 /// every batch.
 pub(super) fn staff_name(role: AuthorRole, index: u64) -> String {
+    let mut name = String::with_capacity(24);
+    push_staff_name(&mut name, role, index);
+    name
+}
+
+/// Appends [`staff_name`] to `out`.
+fn push_staff_name(out: &mut String, role: AuthorRole, index: u64) {
     let mixed = staff_key(role, index);
     let firsts = if mixed & 1 == 0 {
         names::FEMALE_FIRST
@@ -476,7 +572,9 @@ pub(super) fn staff_name(role: AuthorRole, index: u64) -> String {
     if last == first {
         last = names::LAST[((mixed >> 32).wrapping_add(1) % names::LAST.len() as u64) as usize];
     }
-    format!("{first} {last}")
+    out.push_str(first);
+    out.push(' ');
+    out.push_str(last);
 }
 
 pub(crate) fn sex_word(sex: Sex) -> &'static str {
@@ -580,9 +678,8 @@ fn disposition_text(d: Disposition) -> &'static str {
 }
 
 /// `2026-02-08 14:05`.
-fn minute_stamp(t: chrono::NaiveDateTime) -> String {
-    let mut out = String::with_capacity(20);
-    numfmt::padded(&mut out, u64::try_from(t.year()).unwrap_or(0), 4);
+fn minute_stamp(out: &mut String, t: chrono::NaiveDateTime) {
+    numfmt::padded(out, u64::try_from(t.year()).unwrap_or(0), 4);
     for (separator, value) in [
         ('-', t.month()),
         ('-', t.day()),
@@ -590,9 +687,8 @@ fn minute_stamp(t: chrono::NaiveDateTime) -> String {
         (':', t.minute()),
     ] {
         out.push(separator);
-        numfmt::padded(&mut out, u64::from(value), 2);
+        numfmt::padded(out, u64::from(value), 2);
     }
-    out
 }
 
 #[cfg(test)]
