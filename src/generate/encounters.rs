@@ -535,19 +535,7 @@ fn returning_by_scenario(
             .map(|(admitted, weights)| Some((admitted, WeightedAliasIndex::new(weights).ok()?)))
             .collect::<Vec<_>>()
     };
-    // Nothing here draws from the day's stream: half the scenarios are
-    // indexed on a second thread, since the day's plan waits for them.
-    let (first, second) = config.scenarios.split_at(config.scenarios.len() / 2);
-    std::thread::scope(|scope| {
-        let other = scope.spawn(|| build(second));
-        let mut all = build(first);
-        all.extend(
-            other
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-        );
-        all
-    })
+    build(&config.scenarios)
 }
 
 /// For each scenario, the day's new patients it admits, in registration
