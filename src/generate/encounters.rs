@@ -170,12 +170,12 @@ struct Planner<'a, 'p, R: ?Sized> {
     dispositions: Vec<Option<WeightedIndex<f64>>>,
 }
 
-/// What the day's plan has given each patient so far, in tables indexed by
-/// patient: a day of 100,000 encounters asks several times per encounter,
-/// and hashing the keys cost more than the rest of a pick.
 /// The end of a patient's list of spans in [`Today`].
 const NO_SPAN: u32 = u32::MAX;
 
+/// What the day's plan has given each patient so far, in tables indexed by
+/// patient: a day of 100,000 encounters asks several times per encounter,
+/// and hashing the keys cost more than the rest of a pick.
 struct Today {
     /// Each patient's planned time today: the first of their spans in
     /// `spans` ([`NO_SPAN`]: none yet). Most patients have one or none, so
@@ -514,28 +514,25 @@ fn returning_by_scenario(
     pools: &Pools<'_>,
 ) -> Vec<Option<(Vec<usize>, WeightedAliasIndex<f64>)>> {
     let today = date.date();
-    let build = |scenarios: &[Scenario]| {
-        let mut lists: Vec<(Vec<usize>, Vec<f64>)> =
-            vec![(Vec::new(), Vec::new()); scenarios.len()];
-        for &i in pools.returning {
-            let p = &pools.patients[i];
-            let age = p.age_on(today);
-            for (s, (admitted, weights)) in scenarios.iter().zip(&mut lists) {
-                if s.eligible.admits(age, p.sex, p.conditions) && gap_passed(p, s, today) {
-                    let weight = f64::from(p.propensity) * s.eligible.age_acceptance(age);
-                    if weight > 0.0 {
-                        admitted.push(i);
-                        weights.push(weight);
-                    }
+    let mut lists: Vec<(Vec<usize>, Vec<f64>)> =
+        vec![(Vec::new(), Vec::new()); config.scenarios.len()];
+    for &i in pools.returning {
+        let p = &pools.patients[i];
+        let age = p.age_on(today);
+        for (s, (admitted, weights)) in config.scenarios.iter().zip(&mut lists) {
+            if s.eligible.admits(age, p.sex, p.conditions) && gap_passed(p, s, today) {
+                let weight = f64::from(p.propensity) * s.eligible.age_acceptance(age);
+                if weight > 0.0 {
+                    admitted.push(i);
+                    weights.push(weight);
                 }
             }
         }
-        lists
-            .into_iter()
-            .map(|(admitted, weights)| Some((admitted, WeightedAliasIndex::new(weights).ok()?)))
-            .collect::<Vec<_>>()
-    };
-    build(&config.scenarios)
+    }
+    lists
+        .into_iter()
+        .map(|(admitted, weights)| Some((admitted, WeightedAliasIndex::new(weights).ok()?)))
+        .collect()
 }
 
 /// For each scenario, the day's new patients it admits, in registration

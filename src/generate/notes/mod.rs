@@ -14,9 +14,8 @@ mod outpatient;
 
 use std::cell::OnceCell;
 
-use foldhash::{HashMap, HashMapExt};
-
 use chrono::{DateTime, Datelike, Timelike};
+use foldhash::{HashMap, HashMapExt};
 use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
 
@@ -26,7 +25,7 @@ use super::history::History;
 use super::names;
 use super::vitals::news2;
 use crate::config::Scenario;
-use crate::model::{AuthorRole, Condition, Disposition, EncounterType, NoteType, Sex};
+use crate::model::{AuthorRole, Condition, Conditions, Disposition, EncounterType, NoteType, Sex};
 use crate::numfmt;
 use crate::rows::{LabRow, NoteRow, VitalRow};
 use strum::IntoEnumIterator;
@@ -80,8 +79,15 @@ impl Banks {
             EncounterType::Inpatient => "inpatient",
         };
         let mut parts = HashMap::new();
-        for rest in GRAMMAR.under(name).iter().chain(GRAMMAR.under(kind)) {
-            let part = rest.split_once(".without.").map_or(*rest, |(part, _)| part);
+        // Every name a bank has after the scenario's or the kind's prefix,
+        // with and without its refinement: a part is looked up as the name
+        // it is asked by.
+        let names = GRAMMAR.under(name).iter().chain(GRAMMAR.under(kind));
+        let candidates = names.flat_map(|rest| {
+            let base = rest.split_once(".without.").map_or(*rest, |(part, _)| part);
+            [*rest, base]
+        });
+        for part in candidates {
             parts.entry(part).or_insert_with(|| {
                 let without = if GRAMMAR.is_refined(&[name, ".", part]) {
                     Condition::iter()
@@ -114,6 +120,26 @@ impl Banks {
             exam,
             ddx: GRAMMAR.find(&["ed.ddx.", name]).unwrap_or("ed.ddx.any"),
         }
+    }
+
+    /// The bank for `part` of a patient with `conditions`: the scenario's
+    /// wording for patients without one of them, else its own, else its
+    /// encounter type's ("" if none).
+    fn bank(&self, part: &str, conditions: Conditions) -> &'static str {
+        let Some(part) = self.parts.get(part) else {
+            return "";
+        };
+        part.without
+            .iter()
+            .find(|(c, _)| !conditions.has(*c))
+            .map(|(_, bank)| *bank)
+            .or(part.own)
+            .unwrap_or(part.general)
+    }
+
+    /// The scenario's own bank for `part`, if it has one.
+    fn own(&self, part: &str) -> Option<&'static str> {
+        self.parts.get(part)?.own
     }
 }
 
@@ -303,21 +329,12 @@ impl<'c, 'a> Voice<'c, 'a> {
     /// conditions (`<part>.without.<condition>`): heart failure that is new
     /// is not "acute on chronic".
     fn bank(&self, part: &str) -> &'static str {
-        let Some(part) = self.chart.banks.parts.get(part) else {
-            return "";
-        };
-        let conditions = self.chart.course.conditions;
-        part.without
-            .iter()
-            .find(|(c, _)| !conditions.has(*c))
-            .map(|(_, bank)| *bank)
-            .or(part.own)
-            .unwrap_or(part.general)
+        self.chart.banks.bank(part, self.chart.course.conditions)
     }
 
     /// The scenario's own bank for `part` (`<scenario>.<part>`), if it has one.
     fn own(&self, part: &str) -> Option<&'static str> {
-        self.chart.banks.parts.get(part)?.own
+        self.chart.banks.own(part)
     }
 
     fn age(&self) -> String {
@@ -694,6 +711,89 @@ fn minute_stamp(out: &mut String, t: chrono::NaiveDateTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bank a note asks for, found by its names as notes did before
+    /// [`Banks`] resolved them once per scenario.
+    fn bank_by_name(scenario: &Scenario, part: &str, conditions: Conditions) -> &'static str {
+        let name = scenario.name.as_str();
+        if GRAMMAR.is_refined(&[name, ".", part]) {
+            for missing in Condition::iter().filter(|c| !conditions.has(*c)) {
+                if let Some(bank) = GRAMMAR.find(&[name, ".", part, ".without.", missing.as_str()])
+                {
+                    return bank;
+                }
+            }
+        }
+        if let Some(own) = GRAMMAR.find(&[name, ".", part]) {
+            return own;
+        }
+        let kind = match scenario.encounter_type {
+            EncounterType::Outpatient => "outpatient",
+            EncounterType::Emergency => "emergency",
+            EncounterType::Inpatient => "inpatient",
+        };
+        GRAMMAR.find(&[kind, ".", part]).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_scenarios_banks_are_the_ones_its_names_give() {
+        let config = crate::config::Config::load(&crate::config::ConfigSources::default())
+            .expect("embedded config");
+        let mut condition_sets = vec![Conditions::default()];
+        for c in Condition::iter() {
+            let mut one = Conditions::default();
+            one.insert(c);
+            condition_sets.push(one);
+            let mut all_but = Conditions::default();
+            Condition::iter()
+                .filter(|other| *other != c)
+                .for_each(|other| all_but.insert(other));
+            condition_sets.push(all_but);
+        }
+        let mut refined = 0;
+        for scenario in &config.scenarios {
+            let banks = Banks::of(scenario);
+            let parts = GRAMMAR
+                .under(&scenario.name)
+                .iter()
+                .chain(GRAMMAR.under("outpatient"))
+                .chain(GRAMMAR.under("emergency"))
+                .chain(GRAMMAR.under("inpatient"))
+                .copied()
+                .chain(["no_such_part", "subjective", "plan", "exam"]);
+            for part in parts {
+                for &conditions in &condition_sets {
+                    let expected = bank_by_name(scenario, part, conditions);
+                    assert_eq!(
+                        banks.bank(part, conditions),
+                        expected,
+                        "{} {part} {}",
+                        scenario.name,
+                        conditions.to_list()
+                    );
+                    refined += usize::from(expected.contains(".without."));
+                }
+                assert_eq!(
+                    banks.own(part),
+                    GRAMMAR.find(&[&scenario.name, ".", part]),
+                    "{} {part}",
+                    scenario.name
+                );
+            }
+            for system in [
+                "General",
+                "Cardiovascular",
+                "Respiratory",
+                "Abdomen",
+                "Extremities",
+            ] {
+                let own = GRAMMAR.find(&[&scenario.name, ".exam.", system]);
+                assert_eq!(banks.exam.get(system).map(|(own, _)| *own), own);
+            }
+        }
+        // The refinements are exercised, not only the plain banks.
+        assert!(refined > 0);
+    }
 
     #[test]
     fn staff_names_are_stable_and_varied() {
