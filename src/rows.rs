@@ -74,10 +74,15 @@ pub struct Patient {
     pub ed_return_at: Option<i64>,
 }
 
+/// Completed years of age on `date` of someone born on `birth_date`.
+pub fn age(birth_date: NaiveDate, date: NaiveDate) -> u32 {
+    date.years_since(birth_date).unwrap_or(0)
+}
+
 impl Patient {
     /// Completed years of age on `date`.
     pub fn age_on(&self, date: NaiveDate) -> u32 {
-        date.years_since(self.birth_date).unwrap_or(0)
+        age(self.birth_date, date)
     }
 
     /// The columns the master and the snapshot share, in order.

@@ -51,7 +51,7 @@ impl Course {
             ),
             severity: encounter.severity,
             clock,
-            age: encounter.admit.date().years_since(birth_date).unwrap_or(0),
+            age: crate::rows::age(birth_date, encounter.admit.date()),
             conditions,
         }
     }

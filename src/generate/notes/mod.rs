@@ -696,16 +696,11 @@ fn disposition_text(d: Disposition) -> &'static str {
 
 /// `2026-02-08 14:05`.
 fn minute_stamp(out: &mut String, t: chrono::NaiveDateTime) {
-    numfmt::padded(out, u64::try_from(t.year()).unwrap_or(0), 4);
-    for (separator, value) in [
-        ('-', t.month()),
-        ('-', t.day()),
-        (' ', t.hour()),
-        (':', t.minute()),
-    ] {
-        out.push(separator);
-        numfmt::padded(out, u64::from(value), 2);
-    }
+    numfmt::date(out, t.date());
+    out.push(' ');
+    numfmt::padded(out, u64::from(t.hour()), 2);
+    out.push(':');
+    numfmt::padded(out, u64::from(t.minute()), 2);
 }
 
 #[cfg(test)]
