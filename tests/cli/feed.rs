@@ -35,7 +35,7 @@ struct Day {
 fn feed() -> &'static Feed {
     static FEED: std::sync::OnceLock<Feed> = std::sync::OnceLock::new();
     FEED.get_or_init(|| {
-        let sb = Sandbox::new();
+        let sb = Sandbox::shared("feed");
         sb.ok(&["generate", "--mode", "raw", "--from", FIRST, "--to", LAST]);
         let mut days = Vec::new();
         let mut date: NaiveDate = FIRST.parse().unwrap();

@@ -13,18 +13,37 @@ use crate::common::{Tree, sha256_hex, snapshot};
 pub const BIN: &str = env!("CARGO_BIN_EXE_datagen");
 
 pub struct Sandbox {
-    pub dir: TempDir,
+    dir: PathBuf,
+    /// Removes the directory when the sandbox is dropped; `None` for a
+    /// [`Sandbox::shared`] one.
+    _temp: Option<TempDir>,
 }
 
 impl Sandbox {
     pub fn new() -> Sandbox {
+        let temp = tempfile::tempdir().unwrap();
         Sandbox {
-            dir: tempfile::tempdir().unwrap(),
+            dir: temp.path().to_path_buf(),
+            _temp: Some(temp),
         }
     }
 
+    /// A sandbox for a fixture kept in a `static`, which is never dropped: a
+    /// temp directory there would outlive every test run (150 MB a run for
+    /// the 30-day feed). This one has a fixed place under the build's temp
+    /// folder, emptied when it is made, so at most one copy is ever kept.
+    pub fn shared(name: &str) -> Sandbox {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{dir:?}: {e}"),
+            _ => {}
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        Sandbox { dir, _temp: None }
+    }
+
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     /// The binary, run inside the sandbox with no inherited `DATAGEN*` settings.
