@@ -14,8 +14,8 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, 
 use rand::distr::weighted::WeightedIndex;
 use rand::{Rng, RngExt};
 use rand_distr::LogNormal;
-use rand_distr::weighted::WeightedAliasIndex;
 
+use super::alias::AliasTable;
 use super::patients::Patient;
 use crate::config::{Config, DurationModel, Scenario};
 use crate::error::Error;
@@ -102,7 +102,10 @@ pub fn plan<R: Rng + ?Sized>(
             .map(|s| WeightedIndex::new(s.dispositions.values().copied()).ok())
             .collect(),
     };
-    let mut encounters = Vec::with_capacity(count as usize);
+    // Each visit continues as one stay at most, and the stays join the
+    // visits below: room for both, so the list is never copied to grow
+    // (pages never written are never mapped).
+    let mut encounters = Vec::with_capacity(2 * count as usize);
     let mut stays = Vec::new();
     // The day's emergency returns first: they take the first ordinals and
     // count towards the day's encounters.
@@ -126,8 +129,13 @@ pub fn plan<R: Rng + ?Sized>(
         encounters.push(stay);
     }
     // Sorting the keys, then moving each encounter once, beats moving the
-    // encounters about in the sort.
-    encounters.sort_by_cached_key(|e| (e.admit, e.ordinal));
+    // encounters about in the sort; the keys are integers (admit time, then
+    // the unique ordinal), which compare faster than dates.
+    encounters.sort_by_cached_key(|e| {
+        let at = e.admit.and_utc();
+        let then = u64::from(at.timestamp_subsec_nanos()) << 32 | u64::from(e.ordinal);
+        (at.timestamp(), then)
+    });
     // A stay names its visit by number: known only now. Ordinals run from
     // 0 without gaps, so they index a table.
     let mut numbers = vec![0; encounters.len()];
@@ -152,7 +160,7 @@ struct Planner<'a, 'p, R: ?Sized> {
     pools: &'a Pools<'p>,
     /// Per scenario: the returning patients it admits, and an index over
     /// them (see [`returning_by_scenario`]).
-    by_scenario: Vec<Option<(Vec<usize>, WeightedAliasIndex<f64>)>>,
+    by_scenario: Vec<Option<AliasTable>>,
     /// What each patient already has today.
     today: Today,
     // The weighted choices, built once per day rather than per encounter
@@ -184,42 +192,53 @@ struct Today {
     /// Planned time as (start, end, the patient's next span), in epoch
     /// seconds; the end is `i64::MAX` after a death.
     spans: Vec<(i64, i64, u32)>,
-    /// Whether a returning patient has been picked today.
-    seen: Vec<bool>,
-    /// For each scenario with a minimum gap, its column in `gapped`.
-    gapped_column: Vec<Option<usize>>,
-    /// Patients planned today for a scenario with a minimum gap: a row of
-    /// columns per patient.
-    gapped: Vec<bool>,
-    columns: usize,
+    /// For each scenario with a minimum gap, its mark in `marks`.
+    gapped_mark: Vec<Option<usize>>,
+    /// Each patient's marks, `stride` bytes of bits: mark 0, picked today
+    /// as a returning patient; mark 1 + k, planned today for the k-th
+    /// scenario with a minimum gap. One byte per patient for the default
+    /// scenarios, so a pick's checks read one place in a table that stays
+    /// in the cache.
+    marks: Vec<u8>,
+    stride: usize,
 }
+
+/// The mark of a returning patient picked today (see [`Today::marks`]).
+const SEEN: usize = 0;
 
 impl Today {
     fn new(config: &Config, patients: usize) -> Today {
-        let mut columns = 0;
-        let gapped_column = config
+        let mut marks = 1;
+        let gapped_mark = config
             .scenarios
             .iter()
             .map(|s| {
                 (s.min_gap_days > 0).then(|| {
-                    columns += 1;
-                    columns - 1
+                    marks += 1;
+                    marks - 1
                 })
             })
             .collect();
+        let stride = usize::div_ceil(marks, 8);
         Today {
             first_span: vec![NO_SPAN; patients],
             spans: Vec::new(),
-            seen: vec![false; patients],
-            gapped_column,
-            gapped: vec![false; patients * columns],
-            columns,
+            gapped_mark,
+            marks: vec![0; patients * stride],
+            stride,
         }
     }
 
-    fn gapped_slot(&mut self, patient: usize, scenario: usize) -> Option<&mut bool> {
-        let column = (*self.gapped_column.get(scenario)?)?;
-        self.gapped.get_mut(patient * self.columns + column)
+    fn is_marked(&self, patient: usize, mark: usize) -> bool {
+        self.marks
+            .get(patient * self.stride + mark / 8)
+            .is_some_and(|byte| byte & (1 << (mark % 8)) != 0)
+    }
+
+    fn mark(&mut self, patient: usize, mark: usize) {
+        if let Some(byte) = self.marks.get_mut(patient * self.stride + mark / 8) {
+            *byte |= 1 << (mark % 8);
+        }
     }
 }
 
@@ -276,15 +295,10 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
     /// Whether `patient` is not booked for `scenario` already today (its
     /// minimum gap, before today, is checked by [`gap_passed`]).
     fn free_today(&self, patient: usize, scenario: usize) -> bool {
-        let Some(Some(column)) = self.today.gapped_column.get(scenario) else {
-            return true;
-        };
-        !self
-            .today
-            .gapped
-            .get(patient * self.today.columns + column)
-            .copied()
-            .unwrap_or(false)
+        match self.today.gapped_mark.get(scenario) {
+            Some(&Some(mark)) => !self.today.is_marked(patient, mark),
+            _ => true,
+        }
     }
 
     /// Takes the patient's time for a visit and the stay it continues as,
@@ -319,8 +333,8 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             head = index;
         }
         today.first_span[visit.patient] = head;
-        if let Some(slot) = self.today.gapped_slot(visit.patient, visit.scenario) {
-            *slot = true;
+        if let Some(&Some(mark)) = self.today.gapped_mark.get(visit.scenario) {
+            self.today.mark(visit.patient, mark);
         }
         true
     }
@@ -369,17 +383,15 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
             }
         };
         if returning {
-            let (admitted, index) = self.by_scenario.get(scenario).and_then(Option::as_ref)?;
+            let admitted = self.by_scenario.get(scenario).and_then(Option::as_ref)?;
             let mut fallback = None;
             for _ in 0..8 {
-                let candidate = admitted[self.rng.sample(index)];
+                let candidate = admitted.sample(self.rng) as usize;
                 if !self.free_today(candidate, scenario) {
                     continue;
                 }
-                if let Some(seen) = self.today.seen.get_mut(candidate)
-                    && !*seen
-                {
-                    *seen = true;
+                if !self.today.is_marked(candidate, SEEN) {
+                    self.today.mark(candidate, SEEN);
                     return Some((candidate, true));
                 }
                 fallback.get_or_insert(candidate);
@@ -505,34 +517,38 @@ impl<R: Rng + ?Sized> Planner<'_, '_, R> {
 /// For each scenario, the returning patients it admits (age, sex,
 /// conditions), and an index over them weighted by how often each seeks
 /// care and the scenario's age mix: one pass over the pool a day, so a pick
-/// never probes patients a follow-up clinic would not see. Alias tables:
-/// a pick touches two places, where a cumulative table's binary search over
-/// tens of thousands of patients missed the cache at every step.
+/// never probes patients a follow-up clinic would not see. Alias tables
+/// (see [`AliasTable`]): a pick reads one entry, where a cumulative table's
+/// binary search over tens of thousands of patients missed the cache at
+/// every step.
 fn returning_by_scenario(
     config: &Config,
     date: BatchDate,
     pools: &Pools<'_>,
-) -> Vec<Option<(Vec<usize>, WeightedAliasIndex<f64>)>> {
+) -> Vec<Option<AliasTable>> {
     let today = date.date();
-    let mut lists: Vec<(Vec<usize>, Vec<f64>)> =
-        vec![(Vec::new(), Vec::new()); config.scenarios.len()];
+    // Room for everyone in every list: pages never written are never
+    // mapped, and growing the lists copied them over and over.
+    let room = pools.returning.len();
+    let mut lists: Vec<Vec<(u32, f64)>> = (0..config.scenarios.len())
+        .map(|_| Vec::with_capacity(room))
+        .collect();
     for &i in pools.returning {
         let p = &pools.patients[i];
+        let Ok(index) = u32::try_from(i) else {
+            continue;
+        };
         let age = p.age_on(today);
-        for (s, (admitted, weights)) in config.scenarios.iter().zip(&mut lists) {
+        for (s, admitted) in config.scenarios.iter().zip(&mut lists) {
             if s.eligible.admits(age, p.sex, p.conditions) && gap_passed(p, s, today) {
                 let weight = f64::from(p.propensity) * s.eligible.age_acceptance(age);
                 if weight > 0.0 {
-                    admitted.push(i);
-                    weights.push(weight);
+                    admitted.push((index, weight));
                 }
             }
         }
     }
-    lists
-        .into_iter()
-        .map(|(admitted, weights)| Some((admitted, WeightedAliasIndex::new(weights).ok()?)))
-        .collect()
+    lists.into_iter().map(AliasTable::new).collect()
 }
 
 /// For each scenario, the day's new patients it admits, in registration
@@ -543,7 +559,10 @@ fn new_by_scenario(
     pools: &Pools<'_>,
 ) -> Vec<(Vec<usize>, usize)> {
     let today = date.date();
-    let mut lists = vec![(Vec::new(), 0); config.scenarios.len()];
+    let room = pools.new.len();
+    let mut lists: Vec<(Vec<usize>, usize)> = (0..config.scenarios.len())
+        .map(|_| (Vec::with_capacity(room), 0))
+        .collect();
     for i in pools.new.clone() {
         let p = &pools.patients[i];
         let age = p.age_on(today);

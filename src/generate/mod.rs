@@ -8,6 +8,7 @@
 //! per encounter, so changing how vitals are drawn never shifts patient or
 //! encounter draws, and an encounter's vitals do not depend on its neighbours.
 
+mod alias;
 pub mod course;
 pub mod encounters;
 mod grammar;
