@@ -284,8 +284,15 @@ pub fn write_master(path: &Path, patients: &[Patient]) -> Result<()> {
     file.write(&encoder.take())?;
     // The master is rewritten whole at every commit, with nothing else left
     // to run: blocks of it are encoded on two threads (reading each
-    // patient's strings is most of the work) and written in order.
+    // patient's strings is most of the work) and written in order. The
+    // threads take the next block as they come free, so the one that also
+    // writes and hashes does fewer.
     let blocks: Vec<&[Patient]> = patients.chunks(MASTER_BLOCK).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let take = || {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        blocks.get(i).map(|block| (i, *block))
+    };
     let encode = |encoder: &mut Encoder, block: &[Patient]| {
         for p in block {
             encoder.row(&MasterRow(p));
@@ -296,24 +303,39 @@ pub fn write_master(path: &Path, patients: &[Patient]) -> Result<()> {
         // On an early return the inlet is dropped, and the other thread's
         // next send fails and ends it.
         let (outlet, inlet) = std::sync::mpsc::sync_channel(2);
-        let odd = &blocks;
         scope.spawn(move || {
             let mut encoder = Encoder::with_columns(FileFormat::Csv, master_header());
-            for block in odd.iter().skip(1).step_by(2) {
-                if outlet.send(encode(&mut encoder, block)).is_err() {
+            while let Some((i, block)) = take() {
+                if outlet.send((i, encode(&mut encoder, block))).is_err() {
                     return;
                 }
             }
         });
-        for (i, block) in blocks.iter().enumerate() {
-            let chunk = if i % 2 == 0 {
-                encode(&mut encoder, block)
-            } else {
-                inlet.recv().map_err(|_| {
-                    Error::io("cannot write", path)(std::io::Error::other(
-                        "the thread encoding the master stopped",
-                    ))
-                })?
+        let stopped = || {
+            Error::io("cannot write", path)(std::io::Error::other(
+                "the thread encoding the master stopped",
+            ))
+        };
+        let mut ready = std::collections::BTreeMap::new();
+        for expected in 0..blocks.len() {
+            let chunk = loop {
+                if let Some(chunk) = ready.remove(&expected) {
+                    break chunk;
+                }
+                match inlet.try_recv() {
+                    Ok((i, chunk)) => {
+                        ready.insert(i, chunk);
+                    }
+                    Err(_) => match take() {
+                        Some((i, block)) => {
+                            ready.insert(i, encode(&mut encoder, block));
+                        }
+                        None => {
+                            let (i, chunk) = inlet.recv().map_err(|_| stopped())?;
+                            ready.insert(i, chunk);
+                        }
+                    },
+                }
             };
             file.write(&chunk)?;
         }

@@ -94,9 +94,16 @@ pub type StateFingerprint = Vec<Option<(u64, std::time::SystemTime)>>;
 /// Writes the three state files into a new directory `dir`, synced.
 fn write_state_files(dir: &Path, state: &State) -> Result<()> {
     std::fs::create_dir(dir).map_err(Error::io("cannot create", dir))?;
-    files::write_master(&dir.join(MASTER_FILE), &state.patients)?;
+    // The census is written beside the master, the commit's longest step.
+    std::thread::scope(|scope| {
+        let census = scope.spawn(|| files::write_census(&dir.join(CENSUS_FILE), &state.census));
+        let master = files::write_master(&dir.join(MASTER_FILE), &state.patients);
+        let census = census
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        master.and(census)
+    })?;
     files::write_counter(&dir.join(COUNTER_FILE), state.encounter_counter)?;
-    files::write_census(&dir.join(CENSUS_FILE), &state.census)?;
     if let Some(defects) = &state.defects {
         let mut bytes = serde_json::to_vec(defects).unwrap_or_default();
         bytes.push(b'\n');
