@@ -91,7 +91,7 @@ pub fn plan<R: Rng + ?Sized>(
         date,
         pools,
         by_scenario,
-        today: Today::new(config, pools.patients.len()),
+        today: Today::new(config, pools.patients.len(), count as usize),
         mix: day_mix(config, date),
         new_by_scenario: new_by_scenario(config, date, pools),
         seen_new: vec![false; pools.new.len()],
@@ -207,7 +207,10 @@ struct Today {
 const SEEN: usize = 0;
 
 impl Today {
-    fn new(config: &Config, patients: usize) -> Today {
+    /// For `patients` patients and a day of at most `visits` visits (each
+    /// books its own time and its stay's: the spans are sized for that
+    /// once, rather than copied as they grow).
+    fn new(config: &Config, patients: usize, visits: usize) -> Today {
         let mut marks = 1;
         let gapped_mark = config
             .scenarios
@@ -222,7 +225,7 @@ impl Today {
         let stride = usize::div_ceil(marks, 8);
         Today {
             first_span: vec![NO_SPAN; patients],
-            spans: Vec::new(),
+            spans: Vec::with_capacity(2 * visits),
             gapped_mark,
             marks: vec![0; patients * stride],
             stride,
@@ -816,7 +819,7 @@ pub fn warm_start(
             date: day,
             pools: &pools,
             by_scenario: Vec::new(),
-            today: Today::new(config, 0),
+            today: Today::new(config, 0, 0),
             mix: None,
             new_by_scenario: Vec::new(),
             seen_new: Vec::new(),
