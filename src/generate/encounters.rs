@@ -136,9 +136,12 @@ pub fn plan<R: Rng + ?Sized>(
         let then = u64::from(at.timestamp_subsec_nanos()) << 32 | u64::from(e.ordinal);
         (at.timestamp(), then)
     });
-    // A stay names its visit by number: known only now. Ordinals run from
-    // 0 without gaps, so they index a table.
-    let mut numbers = vec![0; encounters.len()];
+    // A stay names its visit by number: known only now. Ordinals index a
+    // table; it spans the largest, since a visit the patients could not
+    // take leaves its ordinal unused (the list is then shorter than the
+    // ordinals run).
+    let slots = encounters.iter().map(|e| e.ordinal as usize + 1).max();
+    let mut numbers = vec![0; slots.unwrap_or(0)];
     for (i, e) in encounters.iter_mut().enumerate() {
         e.number = first_number + i as u64;
         if let Some(slot) = numbers.get_mut(e.ordinal as usize) {

@@ -323,6 +323,49 @@ fn ids_stay_unique_and_stable_across_dates_and_counters_advance() {
     }
 }
 
+/// An inpatient stay names the emergency visit it continued as, also on a
+/// day whose patients cannot take every visit asked for: a visit no patient
+/// could take leaves its place in the plan unused, and stays planned after
+/// such gaps once lost their link.
+#[test]
+fn a_stay_names_its_emergency_visit_on_a_day_too_busy_for_every_visit() {
+    let sb = Sandbox::new();
+    sb.generate("sample", "2026-03-02", &[]);
+    let day = "2026-03-03";
+    sb.generate(
+        "sample",
+        day,
+        &["--encounters", "4000", "--new-patients", "50"],
+    );
+    let rows = read_csv(&sb.batch("sample", day).join("encounters.csv")).rows;
+    let admitted_today = rows
+        .iter()
+        .filter(|e| e["admit_time"].starts_with(day))
+        .count();
+    assert!(
+        admitted_today < 4000,
+        "{admitted_today}: every visit was taken"
+    );
+    // Each admitted emergency visit that ended today, by patient and time.
+    let visits: HashMap<(&str, &str), &str> = rows
+        .iter()
+        .filter(|e| e["encounter_type"] == "emergency" && e["disposition"] == "admitted")
+        .map(|e| {
+            let at = (e["patient_id"].as_str(), e["discharge_time"].as_str());
+            (at, e["encounter_id"].as_str())
+        })
+        .collect();
+    let mut stays = 0;
+    for e in rows.iter().filter(|e| e["encounter_type"] == "inpatient") {
+        let at = (e["patient_id"].as_str(), e["admit_time"].as_str());
+        if let Some(visit) = visits.get(&at) {
+            stays += 1;
+            assert_eq!(e["source_encounter_id"], *visit, "{}", e["encounter_id"]);
+        }
+    }
+    assert!(stays >= 10, "{stays} stays continued an emergency visit");
+}
+
 #[test]
 fn some_returning_patients_move_and_the_snapshot_shows_the_new_postal_code() {
     let sb = Sandbox::new();
