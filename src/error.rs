@@ -40,6 +40,13 @@ pub enum Error {
     #[error("the {mode} state and its committed batches disagree: {problem}. Nothing was written. {}", way_out(Some(*mode)))]
     StateMismatch { mode: Mode, problem: String },
 
+    /// `state rebuild` could not replay the committed batches: the state is
+    /// left as it was, and rebuilding again would fail the same way.
+    #[error(
+        "the {mode} state cannot be rebuilt from its committed batches: {problem}. Nothing was written. Rebuild with the datagen version and config that made them, or start the mode over by moving both its data and state folders away"
+    )]
+    NotRebuilt { mode: Mode, problem: String },
+
     /// A date that is not the next one of its mode.
     #[error("{}", date_order(*mode, *asked, *last, *next))]
     DateOrder {

@@ -214,6 +214,8 @@ impl From<Error> for ApiError {
             Error::CorruptState { .. } | Error::StateMismatch { .. } => {
                 ApiError::state_inconsistent(e.to_string())
             }
+            // Only `state rebuild` (a CLI command) fails this way.
+            Error::NotRebuilt { .. } => ApiError::internal(&e),
             Error::ConfigFile { .. }
             | Error::Config { .. }
             | Error::Io { .. }

@@ -144,17 +144,18 @@ pub fn replay(engine: &Engine, store: &StateStore, mode: Mode) -> Result<Rebuilt
                 store.abort(day);
                 discard(&missing);
                 let why = if guessed.is_empty() {
-                    "were they made with another config, or in another order?".to_string()
+                    "were they made with another config or datagen version, or in another order?"
+                        .to_string()
                 } else {
                     format!(
                         "the missing batch of {} was generated again with the config's volumes, since no ledger records its own: restore it from a backup",
                         guessed.join(", ")
                     )
                 };
-                return Err(Error::StateMismatch {
+                return Err(Error::NotRebuilt {
                     mode,
                     problem: format!(
-                        "{} cannot be reproduced: generating {day} again from the batches before it gives another manifest ({why}); the state is not rebuilt",
+                        "{} cannot be reproduced: generating {day} again from the batches before it gives another manifest ({why})",
                         target.join(MANIFEST_FILE).display()
                     ),
                 });

@@ -445,6 +445,14 @@ async fn a_writer_killed_mid_upload_leaves_no_success_and_the_next_post_complete
     }
 }
 
+/// Asserts a 201, showing the answer's body and the server's log if it is
+/// not one.
+async fn created(response: reqwest::Response, server: &ServerProcess) {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    assert_eq!(status, 201, "{body}\n{}", server.log().join("\n"));
+}
+
 #[tokio::test]
 async fn with_the_store_stopped_a_post_fails_clearly_commits_nothing_and_recovers_after() {
     let Some(moto) = Moto::start().await else {
@@ -464,7 +472,7 @@ async fn with_the_store_stopped_a_post_fails_clearly_commits_nothing_and_recover
             .post(replica.url(&format!("/batches/{date}?mode=sample")))
             .send()
     };
-    assert_eq!(post(DATES[0]).await.unwrap().status(), 201);
+    created(post(DATES[0]).await.unwrap(), &replica).await;
     let before = moto.objects("stop").await;
 
     moto.pause();
@@ -486,7 +494,7 @@ async fn with_the_store_stopped_a_post_fails_clearly_commits_nothing_and_recover
     assert_eq!(moto.objects("stop").await, before, "nothing was written");
 
     // Back up: the same POST commits, with a single writer's bytes.
-    assert_eq!(post(DATES[1]).await.unwrap().status(), 201);
+    created(post(DATES[1]).await.unwrap(), &replica).await;
     assert_eq!(
         committed_objects(&moto, "stop").await,
         local_reference(&DATES[..2])

@@ -171,6 +171,11 @@ fn a_deleted_batch_is_refused_then_generated_again_to_the_same_bytes() {
             ),
         "{err}"
     );
+    // The way out is not the rebuild that just failed.
+    assert!(
+        err.contains("cannot be rebuilt") && !err.contains("run `datagen state rebuild"),
+        "{err}"
+    );
     assert_eq!(sb.tree(), before);
 }
 
