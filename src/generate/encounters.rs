@@ -866,3 +866,31 @@ pub fn warm_start(
     }
     stays
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config with more scenarios with a minimum gap than a byte has
+    /// bits gives each patient two bytes of marks, kept apart.
+    #[test]
+    fn marks_past_one_byte_stay_with_their_patient_and_mark() {
+        let mut today = Today {
+            first_span: Vec::new(),
+            spans: Vec::new(),
+            gapped_mark: Vec::new(),
+            marks: vec![0; 3 * 2],
+            stride: 2,
+        };
+        today.mark(1, 9);
+        today.mark(2, SEEN);
+        assert!(today.is_marked(1, 9));
+        assert!(!today.is_marked(1, 8) && !today.is_marked(1, 1) && !today.is_marked(1, SEEN));
+        assert!(!today.is_marked(0, 9) && !today.is_marked(2, 9));
+        assert!(today.is_marked(2, SEEN) && !today.is_marked(0, SEEN));
+        // Beyond the table: never marked, and marking it changes nothing.
+        today.mark(3, 0);
+        assert!(!today.is_marked(3, 0));
+        assert_eq!(today.marks, [0, 0, 0, 2, 1, 0]);
+    }
+}
