@@ -313,7 +313,7 @@ async fn two_servers_on_one_bucket_take_20_concurrent_posts_over_5_dates_and_com
         .send()
         .await
         .unwrap();
-    assert_eq!(first.status(), 201);
+    created(first, &servers[0]).await;
     let mut posts = tokio::task::JoinSet::new();
     for round in 0..4 {
         for date in DATES {
